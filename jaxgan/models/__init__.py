@@ -1,0 +1,82 @@
+"""Generators and discriminators, and a factory that builds a matched pair.
+
+Every generator is called as ``G.apply(variables, z, sentence, train=...)`` and
+returns float32 images in [-1, 1]; every discriminator as
+``D.apply(params, image, sentence)`` returning [B] float32 logits, with
+``method=D.features`` / ``method=D.logits`` to reuse the image features for
+matched and mismatched sentences. Only generators listed by
+:func:`uses_batch_stats` carry a ``batch_stats`` collection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxgan.models.dfgan import Discriminator, Generator
+from jaxgan.models.mlp import MLPDiscriminator, MLPGenerator
+
+ARCHS = ("dfgan", "mlp")
+
+# Architectures whose generator has BatchNorm state ("batch_stats").
+_BATCH_STATS = {"dfgan": False, "mlp": True}
+
+
+def _check_arch(arch: str) -> None:
+  if arch not in ARCHS:
+    raise ValueError(
+        f"unknown model arch {arch!r}; valid: {', '.join(ARCHS)}")
+
+
+def uses_batch_stats(arch: str) -> bool:
+  """Whether the generator of ``arch`` has a ``batch_stats`` collection.
+
+  Args:
+    arch: one of :data:`ARCHS`.
+
+  Returns:
+    True if G must be applied with ``mutable=["batch_stats"]`` in training.
+
+  Raises:
+    ValueError: for an unknown ``arch``.
+  """
+  _check_arch(arch)
+  return _BATCH_STATS[arch]
+
+
+def build_models(arch: str, image_size: int, nf: int = 32,
+                 dtype: Any = "float32",
+                 param_dtype: Any = "float32") -> tuple[nn.Module, nn.Module]:
+  """Builds an unbound (generator, discriminator) pair.
+
+  Args:
+    arch: "dfgan" or "mlp".
+    image_size: image side (DF-GAN: a power of two in [16, 256]).
+    nf: DF-GAN base width; ignored by "mlp".
+    dtype: compute dtype, a name such as "bfloat16" or a dtype.
+    param_dtype: parameter dtype, likewise.
+
+  Returns:
+    ``(generator, discriminator)`` linen modules.
+
+  Raises:
+    ValueError: for an unknown ``arch``, dtype name or invalid ``image_size``.
+  """
+  _check_arch(arch)
+  try:
+    kw = dict(dtype=jnp.dtype(dtype), param_dtype=jnp.dtype(param_dtype))
+  except TypeError as e:
+    raise ValueError(f"invalid dtype {dtype!r} / {param_dtype!r}") from e
+  if arch == "dfgan":
+    return (Generator(nf=nf, image_size=image_size, **kw),
+            Discriminator(nf=nf, image_size=image_size, **kw))
+  return (MLPGenerator(image_size=image_size, **kw),
+          MLPDiscriminator(image_size=image_size, **kw))
+
+
+__all__ = [
+    "ARCHS", "Discriminator", "Generator", "MLPDiscriminator", "MLPGenerator",
+    "build_models", "uses_batch_stats",
+]

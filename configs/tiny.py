@@ -1,0 +1,30 @@
+"""The smallest run, for tests and smoke runs (seconds on a CPU).
+
+    python train.py --config configs/tiny.py --workdir /tmp/tiny --config.num_steps=20
+"""
+
+import ml_collections
+
+from configs import base
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = base.get_config()
+  config.num_steps = 20
+  config.batch_size = 8
+  config.image_size = 16
+  config.data.num_examples = 512
+  config.data.vocab_examples = 200
+  config.data.num_threads = 1
+  config.text.max_length = 16
+  config.text.embed_dim = 32
+  config.text.mlp_dim = 64
+  config.model.nf = 8
+  config.model.z_dim = 16
+  config.optim.ema_start = 5
+  config.log_every = 5
+  config.checkpoint_every = 10
+  config.sample_every = 10
+  config.num_sample_prompts = 4
+  config.progress_bar = False
+  return config

@@ -1,0 +1,50 @@
+"""Checks a run's config before anything is built, so mistakes fail at start."""
+
+from __future__ import annotations
+
+import math
+
+import ml_collections
+
+_CHOICES = {
+    "data.source": ("shapes",),
+    "text.encoder": ("bow", "transformer", "minilm"),
+    "model.arch": ("dfgan", "mlp"),
+    "loss.kind": ("hinge", "bce"),
+    "model.dtype": ("float32", "bfloat16"),
+    "model.param_dtype": ("float32", "bfloat16"),
+    "text.dtype": ("float32", "bfloat16"),
+    "text.param_dtype": ("float32", "bfloat16"),
+}
+_POSITIVE_INTS = ("num_steps", "batch_size", "log_every", "checkpoint_every",
+                  "keep_checkpoints", "sample_every", "num_sample_prompts",
+                  "data.num_examples", "text.max_length", "model.nf", "model.z_dim")
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str):
+  value = config
+  for part in dotted.split("."):
+    value = value[part]
+  return value
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first bad key and what it accepts."""
+  for key, choices in _CHOICES.items():
+    value = _get(config, key)
+    if value not in choices:
+      raise ValueError(f"config.{key}={value!r} is not one of {choices}.")
+  for key in _POSITIVE_INTS:
+    value = _get(config, key)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+      raise ValueError(f"config.{key}={value!r} must be a positive integer.")
+  size = config.image_size
+  if not (isinstance(size, int) and 16 <= size <= 256 and math.log2(size).is_integer()):
+    raise ValueError(f"config.image_size={size!r} must be a power of two from 16 to 256.")
+  for key in ("optim.g_lr", "optim.d_lr"):
+    if not _get(config, key) > 0:
+      raise ValueError(f"config.{key}={_get(config, key)!r} must be > 0.")
+  if not 0.0 <= config.optim.ema_decay < 1.0:
+    raise ValueError(f"config.optim.ema_decay={config.optim.ema_decay!r} must be in [0, 1).")
+  if config.loss.ma_gp_weight < 0:
+    raise ValueError(f"config.loss.ma_gp_weight={config.loss.ma_gp_weight!r} must be >= 0.")

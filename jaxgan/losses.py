@@ -1,0 +1,138 @@
+"""GAN losses and gradient penalties, as pure functions of logits.
+
+Discriminator losses are matching-aware (DF-GAN): besides real images with
+their captions (label real) and generated images (label fake), D sees real
+images with mismatched captions (label fake). The two "fake" terms are
+averaged, so a matching-aware loss has the same scale as a plain one.
+Everything is computed and returned in float32, whatever the model dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+LossFns = tuple[Callable[..., jax.Array], Callable[[jax.Array], jax.Array]]
+
+
+def _f32(x: jax.Array) -> jax.Array:
+  return jnp.asarray(x, jnp.float32)
+
+
+def hinge_d_loss(real_logits: jax.Array, fake_logits: jax.Array,
+                 mismatched_logits: jax.Array) -> jax.Array:
+  """Matching-aware hinge loss of the discriminator.
+
+  Args:
+    real_logits: D on real images with matching sentences.
+    fake_logits: D on generated images.
+    mismatched_logits: D on real images with mismatched sentences.
+
+  Returns:
+    Scalar ``mean(relu(1 - real)) + (mean(relu(1 + fake)) +
+    mean(relu(1 + mismatched))) / 2``.
+  """
+  real = jnp.mean(jax.nn.relu(1.0 - _f32(real_logits)))
+  fake = jnp.mean(jax.nn.relu(1.0 + _f32(fake_logits)))
+  mis = jnp.mean(jax.nn.relu(1.0 + _f32(mismatched_logits)))
+  return real + 0.5 * (fake + mis)
+
+
+def hinge_g_loss(fake_logits: jax.Array) -> jax.Array:
+  """Hinge loss of the generator: ``-mean(fake_logits)``."""
+  return -jnp.mean(_f32(fake_logits))
+
+
+def bce_d_loss(real_logits: jax.Array, fake_logits: jax.Array,
+               mismatched_logits: jax.Array) -> jax.Array:
+  """Matching-aware binary cross-entropy of the discriminator.
+
+  Real is labelled 1, fake and mismatched 0. Written with softplus
+  (``-log sigmoid(x) = softplus(-x)``) so that large logits stay finite.
+
+  Args:
+    real_logits: D on real images with matching sentences.
+    fake_logits: D on generated images.
+    mismatched_logits: D on real images with mismatched sentences.
+
+  Returns:
+    Scalar ``mean(softplus(-real)) + (mean(softplus(fake)) +
+    mean(softplus(mismatched))) / 2``.
+  """
+  real = jnp.mean(jax.nn.softplus(-_f32(real_logits)))
+  fake = jnp.mean(jax.nn.softplus(_f32(fake_logits)))
+  mis = jnp.mean(jax.nn.softplus(_f32(mismatched_logits)))
+  return real + 0.5 * (fake + mis)
+
+
+def bce_g_loss(fake_logits: jax.Array) -> jax.Array:
+  """Non-saturating generator loss: ``mean(softplus(-fake_logits))``."""
+  return jnp.mean(jax.nn.softplus(-_f32(fake_logits)))
+
+
+def _per_example_sq_norm(g: jax.Array) -> jax.Array:
+  """Squared L2 norm over every axis but the first, in float32."""
+  g = _f32(g)
+  return jnp.sum(jnp.square(g).reshape(g.shape[0], -1), axis=1)
+
+
+def ma_gp(logits_fn: Callable[[jax.Array, jax.Array], jax.Array],
+          images: jax.Array, sentences: jax.Array, k: float = 2.0,
+          p: float = 6.0) -> jax.Array:
+  """DF-GAN's matching-aware gradient penalty on real matched pairs.
+
+  Args:
+    logits_fn: ``(images, sentences) -> [B] logits``, e.g.
+      ``lambda x, s: D.apply(d_params, x, s)``.
+    images: [B, H, W, C] real images.
+    sentences: [B, D] their matching sentence embeddings.
+    k: weight.
+    p: power of the gradient norm.
+
+  Returns:
+    Scalar ``k * mean(||(dD/dx, dD/ds)||_2 ** p)``, the norm per example over
+    both gradients together.
+  """
+  gx, gs = jax.grad(lambda x, s: jnp.sum(_f32(logits_fn(x, s))),
+                    argnums=(0, 1))(images, sentences)
+  sq = _per_example_sq_norm(gx) + _per_example_sq_norm(gs)
+  # norm**p as sq**(p/2): avoids sqrt, whose derivative at 0 would make the
+  # penalty's gradient w.r.t. D's params NaN when D is flat at an example.
+  return k * jnp.mean(sq ** (p / 2.0))
+
+
+def r1_penalty(logits_fn: Callable[[jax.Array], jax.Array],
+               images: jax.Array, gamma: float) -> jax.Array:
+  """R1 penalty (Mescheder et al., 2018) on real images.
+
+  Args:
+    logits_fn: ``images -> [B] logits``; close over the sentences for a
+      conditional D, e.g. ``lambda x: D.apply(d_params, x, s)``.
+    images: [B, H, W, C] real images.
+    gamma: weight.
+
+  Returns:
+    Scalar ``gamma / 2 * mean(||dD/dx||_2 ** 2)``.
+  """
+  gx = jax.grad(lambda x: jnp.sum(_f32(logits_fn(x))))(images)
+  return 0.5 * gamma * jnp.mean(_per_example_sq_norm(gx))
+
+
+_LOSSES = {
+    "hinge": (hinge_d_loss, hinge_g_loss),
+    "bce": (bce_d_loss, bce_g_loss),
+}
+
+
+def get_loss_fns(kind: str) -> LossFns:
+  """Returns ``(d_loss, g_loss)`` for ``kind`` in {"hinge", "bce"}.
+
+  Raises:
+    ValueError: for an unknown ``kind``.
+  """
+  if kind not in _LOSSES:
+    raise ValueError(
+        f"unknown loss {kind!r}; valid: {', '.join(sorted(_LOSSES))}")
+  return _LOSSES[kind]

@@ -1,0 +1,306 @@
+"""DF-GAN: deep text-fusion generator and one-way matching-aware discriminator.
+
+After Tao et al., "DF-GAN: A Simple and Effective Baseline for Text-to-Image
+Synthesis" (CVPR 2022). Images are NHWC in [-1, 1]. Every layer gets the
+module's ``dtype`` (compute) and ``param_dtype``; the generator's image and the
+discriminator's logits always come back in float32 so losses and metrics never
+see bf16.
+
+Channel widths follow DF-GAN: with ``n = log2(image_size) - 1`` levels the
+widths are ``nf * min(2**i, 8)`` for ``i < n``. The generator walks them from
+widest to narrowest (one 2x upsampling per block, 4x4 -> image_size), the
+discriminator from narrowest to widest (one 2x downsampling per block,
+image_size -> 4x4). For 64x64 that is G: 8,8,4,2,1 x nf and D: 1,2,4,8,8 x nf;
+for 16x16 the widest level is only 4 x nf (G: 4,2,1; D: 1,2,4).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+
+MIN_IMAGE_SIZE = 16
+MAX_IMAGE_SIZE = 256
+
+
+def check_image_size(image_size: int) -> int:
+  """Validates ``image_size`` and returns the number of 2x resampling blocks.
+
+  Args:
+    image_size: side of the square image.
+
+  Returns:
+    ``log2(image_size) - 2``, the number of blocks between 4x4 and the image.
+
+  Raises:
+    ValueError: if ``image_size`` is not a power of two in [16, 256].
+  """
+  valid = (isinstance(image_size, int)
+           and MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE
+           and image_size & (image_size - 1) == 0)
+  if not valid:
+    raise ValueError(
+        f"image_size must be a power of two in [{MIN_IMAGE_SIZE}, "
+        f"{MAX_IMAGE_SIZE}], got {image_size!r}")
+  return int(math.log2(image_size)) - 2
+
+
+def channel_widths(nf: int, image_size: int) -> list[int]:
+  """DF-GAN widths from the image resolution up to 4x4 (narrow to wide).
+
+  Args:
+    nf: base width.
+    image_size: side of the square image.
+
+  Returns:
+    ``num_blocks + 1`` widths; D uses them in this order, G reversed.
+  """
+  num_levels = check_image_size(image_size) + 1
+  return [nf * min(2**i, 8) for i in range(num_levels)]
+
+
+def _upsample2x(x: jax.Array) -> jax.Array:
+  """Nearest-neighbour 2x upsampling of an NHWC tensor."""
+  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+class Affine(nn.Module):
+  """Text-conditioned per-channel affine: ``gamma(c) * x + beta(c)``.
+
+  gamma and beta each come from a two-layer MLP of the condition. The last
+  layer starts at weights 0 (bias 1 for gamma, 0 for beta), so the block is the
+  identity at initialisation and the text is faded in by training rather than
+  scrambling the features from step 0.
+  """
+
+  features: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, cond: jax.Array) -> jax.Array:
+    def mlp(name, last_bias_init):
+      h = nn.Dense(self.features, dtype=self.dtype,
+                   param_dtype=self.param_dtype, name=f"{name}_fc1")(cond)
+      h = nn.relu(h)
+      return nn.Dense(self.features, dtype=self.dtype,
+                      param_dtype=self.param_dtype,
+                      kernel_init=nn.initializers.zeros,
+                      bias_init=last_bias_init, name=f"{name}_fc2")(h)
+
+    gamma = mlp("gamma", nn.initializers.ones)
+    beta = mlp("beta", nn.initializers.zeros)
+    x = x.astype(self.dtype)
+    # [B, C] -> [B, 1, 1, C]: the same scale and shift at every position.
+    return gamma[:, None, None, :] * x + beta[:, None, None, :]
+
+
+class DeepFusion(nn.Module):
+  """DF-GAN fusion block: two stacked affines, each followed by LeakyReLU."""
+
+  features: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, cond: jax.Array) -> jax.Array:
+    for i in range(2):
+      x = Affine(self.features, dtype=self.dtype, param_dtype=self.param_dtype,
+                 name=f"affine{i}")(x, cond)
+      x = nn.leaky_relu(x, 0.2)
+    return x
+
+
+class GeneratorBlock(nn.Module):
+  """2x nearest upsampling, then ``shortcut(x) + residual(x, cond)``."""
+
+  in_features: int
+  out_features: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, cond: jax.Array) -> jax.Array:
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    x = _upsample2x(x)
+    if self.in_features != self.out_features:
+      shortcut = nn.Conv(self.out_features, (1, 1), name="shortcut", **kw)(x)
+    else:
+      shortcut = x.astype(self.dtype)
+    h = DeepFusion(self.in_features, name="fuse1", **kw)(x, cond)
+    h = nn.Conv(self.out_features, (3, 3), name="conv1", **kw)(h)
+    h = DeepFusion(self.out_features, name="fuse2", **kw)(h, cond)
+    h = nn.Conv(self.out_features, (3, 3), name="conv2", **kw)(h)
+    return shortcut + h
+
+
+class Generator(nn.Module):
+  """DF-GAN generator: ``(z, sentence) -> image`` in [-1, 1].
+
+  Attributes:
+    nf: base width; the 4x4 stem has ``8 * nf`` channels (``4 * nf`` for
+      16x16 images).
+    image_size: output side, a power of two in [16, 256].
+    dtype: compute dtype.
+    param_dtype: parameter dtype.
+
+  Parameters (top level): ``fc``, ``block_0`` ... ``block_{k-1}``, ``to_rgb``.
+  """
+
+  nf: int = 32
+  image_size: int = 64
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  def __post_init__(self):
+    # Fail at construction, not at the first (jitted) init.
+    check_image_size(self.image_size)
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, z: jax.Array, sentence: jax.Array,
+               train: bool = False) -> jax.Array:
+    """Generates images.
+
+    Args:
+      z: [B, Z] noise.
+      sentence: [B, D] sentence embedding.
+      train: unused (no batch statistics); accepted so calling code can treat
+        every generator alike.
+
+    Returns:
+      [B, S, S, 3] float32 images in [-1, 1].
+    """
+    del train
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    widths = channel_widths(self.nf, self.image_size)[::-1]
+    # Every affine sees noise and text, as in DF-GAN.
+    cond = jnp.concatenate(
+        [z.astype(self.dtype), sentence.astype(self.dtype)], axis=-1)
+    x = nn.Dense(4 * 4 * widths[0], name="fc", **kw)(z)
+    x = x.reshape(z.shape[0], 4, 4, widths[0])
+    for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
+      x = GeneratorBlock(cin, cout, name=f"block_{i}", **kw)(x, cond)
+    x = nn.leaky_relu(x, 0.2)
+    x = nn.Conv(3, (3, 3), name="to_rgb", **kw)(x)
+    # tanh in float32: bf16 would quantise the image before it is returned.
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class DiscriminatorBlock(nn.Module):
+  """``shortcut(x) + gamma * residual(x)`` with a 2x downsampling.
+
+  gamma is a learned scalar starting at 0, so at initialisation the block is
+  its (pooled) shortcut and the residual is faded in by training.
+  """
+
+  in_features: int
+  out_features: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    h = nn.Conv(self.out_features, (4, 4), strides=(2, 2),
+                padding=((1, 1), (1, 1)), name="conv1", **kw)(x)
+    h = nn.leaky_relu(h, 0.2)
+    h = nn.Conv(self.out_features, (3, 3), name="conv2", **kw)(h)
+    h = nn.leaky_relu(h, 0.2)
+    s = x.astype(self.dtype)
+    if self.in_features != self.out_features:
+      s = nn.Conv(self.out_features, (1, 1), name="shortcut", **kw)(s)
+    s = nn.avg_pool(s, (2, 2), strides=(2, 2))
+    gamma = self.param("gamma", nn.initializers.zeros, (), self.param_dtype)
+    return s + gamma.astype(self.dtype) * h
+
+
+class Discriminator(nn.Module):
+  """DF-GAN one-way discriminator: ``(image, sentence) -> logit``.
+
+  The image path (:meth:`features`) does not see the text, so the features of
+  a real batch are computed once and scored against matching and mismatched
+  sentences with :meth:`logits`::
+
+    feats = D.apply(params, real, method=D.features)
+    real_logits = D.apply(params, feats, sent, method=D.logits)
+    mis_logits = D.apply(params, feats, jnp.roll(sent, 1, 0), method=D.logits)
+
+  Attributes:
+    nf: base width; the 4x4 features have ``8 * nf`` channels (``4 * nf`` for
+      16x16 images).
+    image_size: input side, a power of two in [16, 256].
+    dtype: compute dtype.
+    param_dtype: parameter dtype.
+
+  Parameters (top level): ``conv_img``, ``blocks_0`` ... ``blocks_{k-1}``,
+  ``joint_conv``, ``out_conv``.
+  """
+
+  nf: int = 32
+  image_size: int = 64
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  def __post_init__(self):
+    check_image_size(self.image_size)
+    super().__post_init__()
+
+  def setup(self):
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    widths = channel_widths(self.nf, self.image_size)
+    self.conv_img = nn.Conv(widths[0], (3, 3), **kw)
+    self.blocks = [DiscriminatorBlock(cin, cout, **kw)
+                   for cin, cout in zip(widths[:-1], widths[1:])]
+    self.joint_conv = nn.Conv(2 * self.nf, (3, 3), **kw)
+    self.out_conv = nn.Conv(1, (4, 4), padding="VALID", **kw)
+
+  def features(self, image: jax.Array) -> jax.Array:
+    """Text-free image features.
+
+    Args:
+      image: [B, S, S, 3] images in [-1, 1].
+
+    Returns:
+      [B, 4, 4, C] features in the compute dtype, ``C = 8 * nf`` (``4 * nf``
+      for 16x16 images).
+    """
+    x = self.conv_img(image)
+    for block in self.blocks:
+      x = block(x)
+    return x
+
+  def logits(self, features: jax.Array, sentence: jax.Array) -> jax.Array:
+    """Scores image features against sentences.
+
+    Args:
+      features: [B, 4, 4, C] output of :meth:`features`.
+      sentence: [B, D] sentence embeddings.
+
+    Returns:
+      [B] float32 logits (higher: real and matching).
+    """
+    b, h, w, _ = features.shape
+    s = jnp.broadcast_to(sentence.astype(self.dtype)[:, None, None, :],
+                         (b, h, w, sentence.shape[-1]))
+    x = jnp.concatenate([features.astype(self.dtype), s], axis=-1)
+    x = nn.leaky_relu(self.joint_conv(x), 0.2)
+    x = self.out_conv(x)
+    return x.reshape(b).astype(jnp.float32)
+
+  def __call__(self, image: jax.Array, sentence: jax.Array) -> jax.Array:
+    """``logits(features(image), sentence)``: [B] float32 logits."""
+    return self.logits(self.features(image), sentence)
+
+
+__all__ = [
+    "Affine", "DeepFusion", "GeneratorBlock", "Generator",
+    "DiscriminatorBlock", "Discriminator", "channel_widths",
+    "check_image_size",
+]

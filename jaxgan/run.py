@@ -1,0 +1,103 @@
+"""A run directory and what it holds besides checkpoints: config, tokenizer, models.
+
+Training writes ``config.json`` and the tokenizer into the workdir at start;
+sampling and evaluation rebuild the very same modules from them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import ml_collections
+
+from jaxgan import models as gan_models
+from jaxgan import text
+from jaxgan.train.state import GanModels
+
+CONFIG_FILE = "config.json"
+# Keys that change the networks or their inputs: a workdir can only be resumed
+# (or sampled) with the values it was created with.
+_ARCHITECTURE_KEYS = ("image_size", "model", "text", "data.source")
+
+
+def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Writes ``config.json`` (process 0 only) atomically."""
+  if jax.process_index() != 0:
+    return
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, CONFIG_FILE)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  os.replace(tmp, path)
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f"{workdir!r} is not a jaxgan run: it has no {CONFIG_FILE}. Train one with "
+        f"`python train.py --config configs/base.py --workdir {workdir}`.")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def _lookup(config, dotted: str) -> Any:
+  value = config
+  for part in dotted.split("."):
+    value = value[part]
+  return value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
+
+
+def _flatten(prefix: str, value: Any) -> dict[str, Any]:
+  if isinstance(value, dict):
+    out = {}
+    for k, v in value.items():
+      out.update(_flatten(f"{prefix}.{k}", v))
+    return out
+  return {prefix: value}
+
+
+def check_compatible(saved: ml_collections.ConfigDict,
+                     config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Raises ValueError naming the first architecture key that differs."""
+  for key in _ARCHITECTURE_KEYS:
+    old, new = _flatten(key, _lookup(saved, key)), _flatten(key, _lookup(config, key))
+    for name in sorted(set(old) | set(new)):
+      if old.get(name) != new.get(name):
+        raise ValueError(
+            f"{workdir!r} holds a run with {name}={old.get(name)!r}, but the config "
+            f"asks for {new.get(name)!r}. Use another --workdir, or the same config.")
+
+
+def prepare_tokenizer(config: ml_collections.ConfigDict, workdir: str, source) -> Any:
+  """Loads the run's tokenizer, or builds it from the training captions and saves it."""
+  if os.path.exists(os.path.join(workdir, "tokenizer.json")):
+    return text.load_tokenizer(workdir)
+  from jaxgan.data import vocabulary_captions  # pylint: disable=g-import-not-at-top
+  tokenizer = text.build_tokenizer(
+      config.text, vocabulary_captions(source, config.data.vocab_examples))
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    tokenizer.save(workdir)
+  return tokenizer
+
+
+def build_gan(config: ml_collections.ConfigDict, tokenizer) -> tuple[GanModels, Any]:
+  """The run's modules, and the pretrained text params (None for learned encoders)."""
+  generator, discriminator = gan_models.build_models(
+      config.model.arch, image_size=config.image_size, nf=config.model.nf,
+      dtype=config.model.dtype, param_dtype=config.model.param_dtype)
+  text_encoder = text.build_encoder(config.text, tokenizer)
+  pretrained_params = None
+  if not text.is_trainable(config.text):
+    pretrained_params = text.load_pretrained_params(config.text)
+  models = GanModels(
+      generator=generator, discriminator=discriminator, text_encoder=text_encoder,
+      text_trainable=text.is_trainable(config.text),
+      generator_has_state=gan_models.uses_batch_stats(config.model.arch),
+      z_dim=config.model.z_dim)
+  return models, pretrained_params

@@ -1,0 +1,65 @@
+"""Data parallelism over every device of every host with ``jit`` + ``NamedSharding``.
+
+One mesh axis, ``data``. The training state is replicated; batches are split
+along their leading axis. Each host loads only its local rows; the global batch
+is assembled with ``jax.make_array_from_process_local_data``, so the same code
+runs on one CPU, one GPU, or all accelerators of several hosts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def maybe_initialize_distributed() -> None:
+  """Joins a multi-host run when the environment describes one.
+
+  ``jax.distributed.initialize()`` reads the coordinator address, process count
+  and id from the cluster environment (SLURM, Cloud TPU, or the
+  ``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID``
+  variables). On a single machine nothing describes a cluster and we stay local.
+  """
+  import os  # pylint: disable=g-import-not-at-top
+  multi_host_markers = ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS",
+                        "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS")
+  if any(os.environ.get(name) for name in multi_host_markers):
+    jax.distributed.initialize()
+
+
+def make_mesh(devices: list[jax.Device] | None = None) -> Mesh:
+  """A 1-D mesh over all devices (of all hosts) on the ``data`` axis."""
+  devices = jax.devices() if devices is None else devices
+  return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
+  if global_batch_size % mesh.size:
+    raise ValueError(f"batch_size={global_batch_size} must be divisible by the "
+                     f"number of devices ({mesh.size}).")
+
+
+def shard_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+  """Joins every host's local rows into global arrays split over ``data``."""
+  sharding = batch_sharded(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
+      local_batch)
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+  """Places a host-identical pytree on every device."""
+  return jax.device_put(tree, replicated(mesh))

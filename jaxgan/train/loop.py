@@ -1,0 +1,187 @@
+"""The training loop: set up a run, resume it if it exists, train, checkpoint, sample."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxgan import config as config_lib
+from jaxgan import data
+from jaxgan import images as image_utils
+from jaxgan import run as run_lib
+from jaxgan import sharding
+from jaxgan.train import checkpointing
+from jaxgan.train.monitor import Monitor
+from jaxgan.train.state import init_state
+from jaxgan.train.step import make_generate_fn, make_train_step
+
+
+class NonFiniteLossError(RuntimeError):
+  """A loss became NaN or Inf; the last good checkpoint is left as it was."""
+
+
+class _StopRequest:
+  """Turns SIGTERM / Ctrl-C into a flag the loop checks between steps."""
+
+  def __init__(self):
+    self.signal_name = None
+
+  def _handle(self, signum, frame):
+    del frame
+    self.signal_name = signal.Signals(signum).name
+
+  @contextlib.contextmanager
+  def installed(self):
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      try:
+        previous[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # not the main thread (e.g. a notebook worker)
+        pass
+    try:
+      yield self
+    finally:
+      for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def _check_finite(step: int, metrics: dict[str, float]) -> None:
+  for name in ("d_loss", "g_loss"):
+    if not math.isfinite(metrics[name]):
+      network = "discriminator" if name == "d_loss" else "generator"
+      raise NonFiniteLossError(
+          f"The {network} loss ({name}) is {metrics[name]} at step {step}. The run "
+          f"stopped; the last good checkpoint is kept. Lower the learning rate or "
+          f"raise loss.ma_gp_weight, then resume.")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       devices: list[jax.Device] | None = None) -> dict[str, Any]:
+  """Trains (or resumes) the run in ``workdir`` up to ``config.num_steps``.
+
+  Args:
+    config: the run config (see ``configs/base.py``).
+    workdir: where config, tokenizer, checkpoints, samples and logs go.
+    devices: devices of the data-parallel mesh; all devices of all hosts when None.
+
+  Returns:
+    A summary: final ``step``, last ``metrics``, ``images_per_second``, and
+    ``stopped_by`` (a signal name) when the run was interrupted.
+  """
+  config_lib.validate(config)
+  mesh = sharding.make_mesh(devices)
+  sharding.check_batch_size(config.batch_size, mesh)
+  workdir = os.path.abspath(workdir)
+  if os.path.exists(os.path.join(workdir, run_lib.CONFIG_FILE)):
+    run_lib.check_compatible(run_lib.load_config(workdir), config, workdir)
+  run_lib.save_config(workdir, config)
+
+  source = data.build_source(config, split="train")
+  tokenizer = run_lib.prepare_tokenizer(config, workdir, source)
+  models, pretrained_text = run_lib.build_gan(config, tokenizer)
+
+  root_key = jax.random.key(config.seed)
+  init_key, step_key, sample_key = jax.random.split(root_key, 3)
+  replicated = sharding.replicated(mesh)
+  frozen_text = (None if pretrained_text is None
+                 else sharding.replicate(pretrained_text, mesh))
+  init_fn = jax.jit(lambda key, text: init_state(models, config, key, frozen_text=text),
+                    out_shardings=replicated)
+  abstract_state = jax.eval_shape(init_fn, init_key, frozen_text)
+
+  dataset = data.make_dataset(source, tokenizer, global_batch_size=config.batch_size,
+                              seed=config.seed, num_threads=config.data.num_threads,
+                              prefetch=config.data.prefetch)
+  iterator = iter(dataset)
+  checkpointer = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
+  start_step = checkpointer.latest_step()
+  if start_step is None:
+    state = init_fn(init_key, frozen_text)
+    start_step = 0
+  else:
+    state = checkpointer.restore(
+        start_step, checkpointing.abstract_like(abstract_state, replicated), iterator)
+
+  train_step = jax.jit(make_train_step(models, config, step_key),
+                       in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
+                       out_shardings=(replicated, replicated), donate_argnums=(0,))
+  sampler = _SampleGrid(models, config, source, tokenizer, sample_key, mesh, workdir,
+                        frozen_text)
+
+  monitor = Monitor(workdir, start_step=start_step, num_steps=config.num_steps,
+                    batch_size=config.batch_size, log_every=config.log_every,
+                    progress_bar=config.progress_bar)
+  monitor.info(f"jaxgan: {jax.device_count()} devices ({jax.devices()[0].platform}), "
+               f"{jax.process_count()} hosts, workdir {workdir}, "
+               f"{'resuming at step ' + str(start_step) if start_step else 'new run'}")
+  stop = _StopRequest()
+  step, metrics = start_step, {}
+  last_saved = start_step
+  try:
+    with stop.installed():
+      while step < config.num_steps:
+        batch = sharding.shard_batch(next(iterator), mesh)
+        state, device_metrics = train_step(state, batch, frozen_text)
+        metrics = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
+        step += 1
+        _check_finite(step, metrics)
+        monitor.step(step, metrics)
+        if step % config.sample_every == 0 or step == config.num_steps:
+          sampler.write(state, step, monitor)
+        if step % config.checkpoint_every == 0 or step == config.num_steps:
+          checkpointer.save(step, state, iterator)
+          last_saved = step
+        if stop.signal_name is not None:
+          if last_saved != step:
+            checkpointer.save(step, state, iterator)
+            last_saved = step
+          monitor.info(f"{stop.signal_name}: saved a checkpoint at step {step}; exiting.")
+          break
+  finally:
+    checkpointer.close()
+    monitor.close()
+  return {"step": step, "metrics": metrics,
+          "images_per_second": monitor.images_per_second,
+          "stopped_by": stop.signal_name}
+
+
+class _SampleGrid:
+  """A grid of fixed prompts with fixed noise from the EMA generator, every N steps.
+
+  Fixing both makes grids of different steps directly comparable by eye.
+  """
+
+  def __init__(self, models, config, source, tokenizer, key, mesh, workdir, frozen_text):
+    self._frozen_text = frozen_text
+    count = config.num_sample_prompts
+    self._prompts = list(data.fixed_captions(source, count))
+    ids, mask = tokenizer.encode(self._prompts)
+    replicated = sharding.replicated(mesh)
+    self._ids = jax.device_put(jnp.asarray(ids), replicated)
+    self._mask = jax.device_put(jnp.asarray(mask), replicated)
+    self._z = jax.device_put(jax.random.normal(key, (count, models.z_dim)), replicated)
+    self._generate = jax.jit(make_generate_fn(models), out_shardings=replicated)
+    self._directory = os.path.join(workdir, "samples")
+    self._is_chief = jax.process_index() == 0
+    if self._is_chief:
+      os.makedirs(self._directory, exist_ok=True)
+      with open(os.path.join(self._directory, "prompts.txt"), "w") as f:
+        f.write("\n".join(self._prompts) + "\n")
+
+  def write(self, state, step: int, monitor: Monitor) -> None:
+    text_params = state.text_encoder if self._frozen_text is None else self._frozen_text
+    images = self._generate(state.generator_ema, state.generator_state,
+                            text_params, self._z, self._ids, self._mask)
+    grid = image_utils.make_grid(image_utils.to_uint8(np.asarray(jax.device_get(images))))
+    if self._is_chief:
+      image_utils.save_image(grid, os.path.join(self._directory, f"step_{step:07d}.png"))
+      monitor.images("samples/ema", grid, step)
+

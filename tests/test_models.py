@@ -1,0 +1,266 @@
+"""Tests of the generators and discriminators (jaxgan.models)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan.models import (ARCHS, Discriminator, Generator, MLPDiscriminator,
+                           MLPGenerator, build_models, uses_batch_stats)
+from jaxgan.models.dfgan import Affine
+
+B, Z, DS = 2, 16, 12  # batch, noise size, sentence size
+
+
+def _inputs(size, seed=0):
+  kz, ks, kx = jax.random.split(jax.random.key(seed), 3)
+  z = jax.random.normal(kz, (B, Z))
+  s = jax.random.normal(ks, (B, DS))
+  x = jax.random.uniform(kx, (B, size, size, 3), minval=-1.0, maxval=1.0)
+  return z, s, x
+
+
+def _num_params(tree):
+  return sum(math.prod(a.shape) for a in jax.tree.leaves(tree))
+
+
+def _perturb(params, key, match, scale=0.5):
+  """Adds noise to every leaf whose path contains ``match``."""
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+  keys = jax.random.split(key, len(leaves))
+  out = []
+  for (path, leaf), k in zip(leaves, keys):
+    if match in jax.tree_util.keystr(path):
+      leaf = leaf + scale * jax.random.normal(k, leaf.shape, leaf.dtype)
+    out.append(leaf)
+  return jax.tree_util.tree_unflatten(treedef, out)
+
+
+# The DF-GAN architecture written out from the paper's description, to check
+# the module's parameter count against an independent count.
+def _widths(nf, size):
+  return [nf * min(2**i, 8) for i in range(int(math.log2(size)) - 1)]
+
+
+def _expected_g_params(nf, size):
+  w = _widths(nf, size)[::-1]
+  cond = Z + DS
+  conv = lambda k, cin, cout: k * k * cin * cout + cout
+  dense = lambda cin, cout: cin * cout + cout
+  affine = lambda c: 2 * (dense(cond, c) + dense(c, c))  # gamma and beta MLPs
+  fuse = lambda c: 2 * affine(c)
+  n = dense(Z, 16 * w[0])
+  for cin, cout in zip(w[:-1], w[1:]):
+    n += conv(1, cin, cout) if cin != cout else 0
+    n += fuse(cin) + conv(3, cin, cout) + fuse(cout) + conv(3, cout, cout)
+  return n + conv(3, w[-1], 3)
+
+
+def _expected_d_params(nf, size):
+  w = _widths(nf, size)
+  conv = lambda k, cin, cout: k * k * cin * cout + cout
+  n = conv(3, 3, w[0])
+  for cin, cout in zip(w[:-1], w[1:]):
+    n += conv(4, cin, cout) + conv(3, cout, cout) + 1  # + gamma
+    n += conv(1, cin, cout) if cin != cout else 0
+  return n + conv(3, w[-1] + DS, 2 * nf) + conv(4, 2 * nf, 1)
+
+
+@pytest.mark.parametrize("size,nf", [(16, 8), (32, 8), (64, 4)])
+def test_dfgan_shapes_dtypes_and_param_count(size, nf):
+  z, s, x = _inputs(size)
+  g, d = Generator(nf=nf, image_size=size), Discriminator(nf=nf, image_size=size)
+  # eval_shape: shapes, dtypes and counts without compiling the models.
+  gv = jax.eval_shape(g.init, jax.random.key(0), z, s)
+  dv = jax.eval_shape(d.init, jax.random.key(0), x, s)
+  assert set(gv) == {"params"} and set(dv) == {"params"}
+  img = jax.eval_shape(g.apply, gv, z, s)
+  assert img.shape == (B, size, size, 3) and img.dtype == jnp.float32
+  logits = jax.eval_shape(d.apply, dv, x, s)
+  assert logits.shape == (B,) and logits.dtype == jnp.float32
+  feats = jax.eval_shape(lambda v: d.apply(v, x, method=d.features), dv)
+  # DF-GAN widths: 8 * nf at 4x4 from 32x32 up; 16x16 only reaches 4 * nf.
+  assert feats.shape == (B, 4, 4, _widths(nf, size)[-1])
+  assert _num_params(gv) == _expected_g_params(nf, size)
+  assert _num_params(dv) == _expected_d_params(nf, size)
+  n_blocks = int(math.log2(size)) - 2
+  assert set(gv["params"]) == (
+      {"fc", "to_rgb"} | {f"block_{i}" for i in range(n_blocks)})
+  assert set(dv["params"]) == ({"conv_img", "joint_conv", "out_conv"}
+                              | {f"blocks_{i}" for i in range(n_blocks)})
+
+
+def test_param_count_grows_with_nf():
+  z, s, x = _inputs(32)
+  counts = []
+  for nf in (4, 8, 16):
+    gv = jax.eval_shape(Generator(nf, 32).init, jax.random.key(0), z, s)
+    dv = jax.eval_shape(Discriminator(nf, 32).init, jax.random.key(0), x, s)
+    counts.append((_num_params(gv), _num_params(dv)))
+  assert counts[0] < counts[1] < counts[2]
+  # Convolutions dominate, so doubling nf roughly quadruples the count.
+  for net in (0, 1):
+    assert 3.0 < counts[2][net] / counts[1][net] <= 4.0
+
+
+@pytest.mark.parametrize("param_dtype", [jnp.float32, jnp.bfloat16])
+def test_bf16_compute_gives_float32_outputs(param_dtype):
+  z, s, x = _inputs(16)
+  g, d = build_models("dfgan", 16, 4, "bfloat16", jnp.dtype(param_dtype).name)
+  gv = jax.eval_shape(g.init, jax.random.key(0), z, s)
+  dv = jax.eval_shape(d.init, jax.random.key(0), x, s)
+  for leaf in jax.tree.leaves((gv, dv)):
+    assert leaf.dtype == param_dtype
+  assert jax.eval_shape(g.apply, gv, z, s).dtype == jnp.float32
+  assert jax.eval_shape(d.apply, dv, x, s).dtype == jnp.float32
+
+
+def test_bf16_forward_runs_and_is_finite():
+  z, s, x = _inputs(16)
+  g, d = build_models("dfgan", 16, 4, "bfloat16", "bfloat16")
+  # One jitted function: compiling once beats dispatching every op eagerly.
+  @jax.jit
+  def run(z, s, x):
+    gv = g.init(jax.random.key(0), z, s)
+    dv = d.init(jax.random.key(1), x, s)
+    img = g.apply(gv, z, s)
+    return img, d.apply(dv, img, s)
+  img, logits = run(z, s, x)
+  assert img.dtype == jnp.float32 and logits.dtype == jnp.float32
+  assert np.all(np.isfinite(img)) and np.all(np.isfinite(logits))
+
+
+@pytest.mark.parametrize("size", [0, 8, 48, 100, 512, 16.0])
+def test_invalid_image_size_raises(size):
+  with pytest.raises(ValueError, match="image_size"):
+    Generator(nf=4, image_size=size)
+  with pytest.raises(ValueError, match="image_size"):
+    Discriminator(nf=4, image_size=size)
+
+
+def test_unknown_arch_raises_listing_valid_ones():
+  with pytest.raises(ValueError, match="dfgan, mlp"):
+    build_models("stylegan", 64, 8)
+  with pytest.raises(ValueError, match="dfgan"):
+    uses_batch_stats("nope")
+  assert ARCHS == ("dfgan", "mlp")
+  assert not uses_batch_stats("dfgan") and uses_batch_stats("mlp")
+
+
+def test_affine_is_identity_at_init():
+  key = jax.random.key(3)
+  x = jax.random.normal(key, (B, 4, 4, 6))
+  aff = Affine(6)
+  v = aff.init(jax.random.key(0), x, jnp.ones((B, 5)))
+  for c in (jnp.ones((B, 5)), -3.0 * jnp.arange(B * 5.0).reshape(B, 5)):
+    np.testing.assert_array_equal(aff.apply(v, x, c), x)
+  p = v["params"]
+  np.testing.assert_array_equal(p["gamma_fc2"]["kernel"], 0.0)
+  np.testing.assert_array_equal(p["gamma_fc2"]["bias"], 1.0)
+  np.testing.assert_array_equal(p["beta_fc2"]["kernel"], 0.0)
+  np.testing.assert_array_equal(p["beta_fc2"]["bias"], 0.0)
+
+
+@pytest.fixture(scope="module")
+def dfgan16():
+  z, s, x = _inputs(16)
+  g, d = Generator(nf=4, image_size=16), Discriminator(nf=4, image_size=16)
+  gv = jax.jit(g.init)(jax.random.key(0), z, s)
+  dv = jax.jit(d.init)(jax.random.key(1), x, s)
+  return g, d, gv, dv
+
+
+def test_generator_range_and_conditioning(dfgan16):
+  g, _, gv, _ = dfgan16
+  z, s, _ = _inputs(16)
+  z2, s2, _ = _inputs(16, seed=1)
+  img = g.apply(gv, z, s)
+  assert np.all(np.abs(img) <= 1.0)
+  # Affines are the identity at init: the text has no effect yet...
+  np.testing.assert_array_equal(img, g.apply(gv, z, s2))
+  # ...but the noise does, through the stem.
+  assert not np.allclose(img, g.apply(gv, z2, s), atol=1e-4)
+  # Once the affines have moved, the sentence changes the image.
+  gv2 = _perturb(gv, jax.random.key(5), "fc2")
+  assert not np.allclose(g.apply(gv2, z, s), g.apply(gv2, z, s2), atol=1e-4)
+  # The `train` flag exists for a uniform interface and changes nothing.
+  np.testing.assert_array_equal(img, g.apply(gv, z, s, train=True))
+
+
+def test_discriminator_is_shortcut_only_at_init(dfgan16):
+  _, d, _, dv = dfgan16
+  _, s, x = _inputs(16)
+  gammas = [dv["params"][f"blocks_{i}"]["gamma"] for i in range(2)]
+  assert all(gm.shape == () and gm == 0 for gm in gammas)
+  logits = d.apply(dv, x, s)
+  # With zero gains the residual convolutions cannot affect the output.
+  moved = _perturb(dv, jax.random.key(6), "'conv1'")
+  moved = _perturb(moved, jax.random.key(7), "'conv2'")
+  np.testing.assert_array_equal(d.apply(moved, x, s), logits)
+  opened = jax.tree_util.tree_map_with_path(
+      lambda p, a: a + 0.5 if "gamma" in jax.tree_util.keystr(p) else a, dv)
+  assert not np.allclose(d.apply(opened, x, s), logits, atol=1e-5)
+
+
+def test_discriminator_features_logits_compose_and_use_text(dfgan16):
+  _, d, _, dv = dfgan16
+  _, s, x = _inputs(16)
+  _, s2, _ = _inputs(16, seed=1)
+  feats = d.apply(dv, x, method=d.features)
+  np.testing.assert_allclose(d.apply(dv, feats, s, method=d.logits),
+                             d.apply(dv, x, s), rtol=1e-6, atol=1e-6)
+  assert not np.allclose(d.apply(dv, feats, s2, method=d.logits),
+                         d.apply(dv, x, s), atol=1e-5)
+
+
+def test_mlp_shapes_and_batch_stats():
+  size = 8
+  z, s, x = _inputs(size)
+  g, d = build_models("mlp", size, nf=8)
+  assert isinstance(g, MLPGenerator) and isinstance(d, MLPDiscriminator)
+  # Narrow hidden layers keep the test fast.
+  g = g.clone(hidden=(16, 32))
+  gv = g.init(jax.random.key(0), z, s)
+  assert set(gv) == {"params", "batch_stats"}
+  assert set(gv["params"]) == {"dense_0", "bn_0", "dense_1", "bn_1", "out"}
+  img, upd = g.apply(gv, z, s, train=True, mutable=["batch_stats"])
+  assert img.shape == (B, size, size, 3) and img.dtype == jnp.float32
+  assert np.all(np.abs(img) <= 1.0)
+  for old, new in zip(jax.tree.leaves(gv["batch_stats"]),
+                      jax.tree.leaves(upd["batch_stats"])):
+    assert old.shape == new.shape and not np.allclose(old, new)
+  # Eval mode reads the running averages and needs no mutable collection.
+  out = g.apply({"params": gv["params"], **upd}, z, s)
+  assert out.shape == (B, size, size, 3)
+
+  dv = d.init(jax.random.key(1), x, s)
+  assert set(dv["params"]) == {"out"}
+  assert dv["params"]["out"]["kernel"].shape == (size * size * 3 + DS, 1)
+  feats = d.apply(dv, x, method=d.features)
+  assert feats.shape == (B, size * size * 3)
+  logits = d.apply(dv, x, s)
+  assert logits.shape == (B,) and logits.dtype == jnp.float32
+  np.testing.assert_allclose(d.apply(dv, feats, s, method=d.logits), logits,
+                             rtol=1e-6)
+  # Linear: the logit is exactly <w, [x, s]> + b.
+  k, b = dv["params"]["out"]["kernel"], dv["params"]["out"]["bias"]
+  want = jnp.concatenate([x.reshape(B, -1), s], -1) @ k[:, 0] + b[0]
+  np.testing.assert_allclose(logits, want, rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match="shape"):
+    d.apply(dv, jnp.zeros((B, 4, 4, 3)), s)
+
+
+def test_mlp_bf16_params_and_float32_outputs():
+  z, s, x = _inputs(8)
+  g = MLPGenerator(image_size=8, hidden=(16,), dtype=jnp.bfloat16,
+                   param_dtype=jnp.bfloat16)
+  d = MLPDiscriminator(image_size=8, dtype=jnp.bfloat16,
+                       param_dtype=jnp.bfloat16)
+  gv = jax.eval_shape(g.init, jax.random.key(0), z, s)
+  dv = jax.eval_shape(d.init, jax.random.key(0), x, s)
+  assert all(a.dtype == jnp.bfloat16 for a in jax.tree.leaves(gv["params"]))
+  assert all(a.dtype == jnp.bfloat16 for a in jax.tree.leaves(dv))
+  assert jax.eval_shape(g.apply, gv, z, s).dtype == jnp.float32
+  assert jax.eval_shape(d.apply, dv, x, s).dtype == jnp.float32

