@@ -188,3 +188,18 @@ def test_checkpoint_mismatch_is_reported(fp32):
 def test_max_length_beyond_model_is_rejected():
   with pytest.raises(ValueError, match="max_length"):
     pretrained.PretrainedTokenizer(MODEL_DIR, max_length=10_000)
+
+
+def test_registry_builds_minilm_and_round_trips_its_tokenizer(tmp_path):
+  from jaxgan import text  # pylint: disable=g-import-not-at-top
+  config = text.default_config()
+  config.encoder = "minilm"
+  tokenizer = text.build_tokenizer(config, ["ignored: the vocabulary is fixed"])
+  assert isinstance(tokenizer, text.PretrainedTokenizer)
+  assert isinstance(text.build_encoder(config, tokenizer), text.BertEncoder)
+  params = text.load_pretrained_params(config)
+  assert params["word_embeddings"]["embedding"].shape == (30522, 384)
+  tokenizer.save(str(tmp_path))
+  reloaded = text.load_tokenizer(str(tmp_path))
+  np.testing.assert_array_equal(reloaded.encode(["a red circle"])[0],
+                                tokenizer.encode(["a red circle"])[0])

@@ -238,10 +238,8 @@ def test_registry_names_and_errors(tokenizer, tmp_path):
   assert text.is_trainable(config)
   assert text.is_trainable("transformer")
   assert not text.is_trainable("minilm")
-  with pytest.raises(NotImplementedError, match="minilm"):
-    text.build_tokenizer(_with(config, encoder="minilm"), CAPTIONS)
-  with pytest.raises(NotImplementedError, match="minilm"):
-    text.build_encoder(_with(config, encoder="minilm"), tok)
+  with pytest.raises(ValueError, match="learned, not pretrained"):
+    text.load_pretrained_params(config)
   with pytest.raises(ValueError, match="bow, transformer, minilm"):
     text.build_encoder(_with(config, encoder="lstm"), tok)
   with pytest.raises(ValueError, match="bow, transformer, minilm"):

@@ -25,7 +25,8 @@ def images_to_float(images_uint8: jax.Array) -> jax.Array:
 
 
 def _global_norm(tree) -> jax.Array:
-  return optax.global_norm(tree).astype(jnp.float32)
+  leaves = jax.tree.leaves(tree)
+  return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
 
 
 def _ema(ema, params, decay):
