@@ -16,7 +16,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.num_examples = 512
   config.data.vocab_examples = 200
   config.data.num_threads = 1
-  config.text.max_length = 16
+  config.text.encoder = "bow"  # MiniLM costs more than the whole tiny GAN
+  config.text.max_length = 32
   config.text.embed_dim = 32
   config.text.mlp_dim = 64
   config.model.nf = 8

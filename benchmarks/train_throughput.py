@@ -1,0 +1,107 @@
+"""Training throughput of one jitted DF-GAN step (D update + G update).
+
+    python benchmarks/train_throughput.py                       # 64x64, nf 32, batch 32
+    python benchmarks/train_throughput.py --image_size 32 --text minilm
+
+Prints img/s of the step (on batches prepared in advance), img/s of the input
+pipeline alone, the first-step compile seconds, peak memory, and the ratio
+against the MLP GAN baseline at the same size and batch measured in the same run.
+"""
+
+import argparse
+import resource
+import time
+
+import jax
+
+from configs import base
+from jaxgan import data, run as run_lib, sharding, text
+from jaxgan.train.state import init_state
+from jaxgan.train.step import make_train_step
+
+
+def _peak_host_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _peak_device_mib() -> float | None:
+  stats = jax.devices()[0].memory_stats() or {}
+  peak = stats.get("peak_bytes_in_use")
+  return None if peak is None else peak / 2**20
+
+
+def measure(config, batches, steps: int) -> dict:
+  """Compiles and times the training step of ``config`` on prepared batches."""
+  mesh = sharding.make_mesh()
+  source = data.build_source(config)
+  tokenizer = text.build_tokenizer(
+      config.text, data.vocabulary_captions(source, config.data.vocab_examples))
+  models, frozen = run_lib.build_gan(config, tokenizer)
+  keys = jax.random.split(jax.random.key(config.seed), 2)
+  frozen = None if frozen is None else sharding.replicate(frozen, mesh)
+  replicated = sharding.replicated(mesh)
+  state = jax.jit(lambda k, t: init_state(models, config, k, frozen_text=t),
+                  out_shardings=replicated)(keys[0], frozen)
+  step = jax.jit(make_train_step(models, config, keys[1]),
+                 in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
+                 out_shardings=(replicated, replicated), donate_argnums=(0,))
+  device_batches = [sharding.shard_batch(b, mesh) for b in batches]
+  start = time.perf_counter()
+  compiled = step.lower(state, device_batches[0], frozen).compile()
+  compile_s = time.perf_counter() - start
+  state, metrics = compiled(state, device_batches[0], frozen)  # warm-up
+  jax.block_until_ready(metrics)
+  start = time.perf_counter()
+  for i in range(steps):
+    state, metrics = compiled(state, device_batches[i % len(device_batches)], frozen)
+  jax.block_until_ready(metrics)
+  seconds = time.perf_counter() - start
+  return {"img_s": steps * config.batch_size / seconds, "compile_s": compile_s,
+          "step_ms": 1000 * seconds / steps}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--image_size", type=int, default=64)
+  parser.add_argument("--nf", type=int, default=32)
+  parser.add_argument("--batch_size", type=int, default=32)
+  parser.add_argument("--text", default="bow", choices=text.ENCODERS)
+  parser.add_argument("--steps", type=int, default=10)
+  parser.add_argument("--no_baseline", action="store_true")
+  args = parser.parse_args()
+
+  config = base.get_config()
+  config.image_size, config.batch_size = args.image_size, args.batch_size
+  config.model.nf, config.text.encoder = args.nf, args.text
+  config.text.max_length = 32 if args.text == "minilm" else config.text.max_length
+
+  source = data.build_source(config)
+  tokenizer = text.build_tokenizer(
+      config.text, data.vocabulary_captions(source, config.data.vocab_examples))
+  iterator = iter(data.make_dataset(source, tokenizer, global_batch_size=config.batch_size,
+                                    seed=0, num_threads=config.data.num_threads))
+  next(iterator)
+  start = time.perf_counter()
+  batches = [next(iterator) for _ in range(8)]
+  pipeline_img_s = 8 * config.batch_size / (time.perf_counter() - start)
+
+  print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; "
+        f"DF-GAN {args.image_size}x{args.image_size}, nf {args.nf}, batch "
+        f"{args.batch_size}, text encoder {args.text}")
+  print(f"input pipeline alone: {pipeline_img_s:8.1f} img/s")
+  result = measure(config, batches, args.steps)
+  print(f"train step:           {result['img_s']:8.1f} img/s  ({result['step_ms']:.0f} ms/step)")
+  print(f"first-step compile:   {result['compile_s']:8.1f} s")
+  device_peak = _peak_device_mib()
+  print(f"peak host memory:     {_peak_host_mib():8.0f} MiB (RSS)")
+  if device_peak is not None:
+    print(f"peak device memory:   {device_peak:8.0f} MiB")
+  if not args.no_baseline:
+    config.model.arch, config.loss.kind, config.loss.ma_gp_weight = "mlp", "bce", 0.0
+    baseline = measure(config, batches, args.steps)
+    print(f"MLP GAN baseline:     {baseline['img_s']:8.1f} img/s  "
+          f"(DF-GAN / baseline = {result['img_s'] / baseline['img_s']:.3f})")
+
+
+if __name__ == "__main__":
+  main()
