@@ -21,6 +21,18 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", "runs/base", "Run directory (created, or resumed).")
 
 
+def _parse_flags(argv):
+  """absl flag parsing, with a one-line error for an unknown ``--config.key``."""
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError) as error:
+    overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+    detail = str(error).replace("\\n", " ").replace("\\'", "").strip("'\"")
+    print(f"train.py: error: unknown config key among {overrides}: {detail}",
+          file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -40,4 +52,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)))
+  app.run(lambda argv: sys.exit(main(argv)), flags_parser=_parse_flags)

@@ -58,8 +58,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.d_lr = 4e-4
   config.optim.b1 = 0.0
   config.optim.b2 = 0.9
-  config.optim.ema_decay = 0.999
-  config.optim.ema_start = 200  # EMA copies G exactly until this step
+  # EMA of G with a half-life counted in images, ramped up early in training
+  # (half-life = min(ema_halflife_kimg * 1000, images seen * ema_rampup)), so
+  # the average follows G closely at first and smooths more later.
+  config.optim.ema_halflife_kimg = 10.0
+  config.optim.ema_rampup = 0.05  # 0 = no ramp-up
 
   config.log_every = 50
   config.checkpoint_every = 250

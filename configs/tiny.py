@@ -22,7 +22,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.text.mlp_dim = 64
   config.model.nf = 8
   config.model.z_dim = 16
-  config.optim.ema_start = 5
   config.log_every = 5
   config.checkpoint_every = 10
   config.sample_every = 10

@@ -44,7 +44,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("optim.g_lr", "optim.d_lr"):
     if not _get(config, key) > 0:
       raise ValueError(f"config.{key}={_get(config, key)!r} must be > 0.")
-  if not 0.0 <= config.optim.ema_decay < 1.0:
-    raise ValueError(f"config.optim.ema_decay={config.optim.ema_decay!r} must be in [0, 1).")
+  for key in ("optim.ema_halflife_kimg", "optim.ema_rampup"):
+    if not _get(config, key) >= 0:
+      raise ValueError(f"config.{key}={_get(config, key)!r} must be >= 0.")
   if config.loss.ma_gp_weight < 0:
     raise ValueError(f"config.loss.ma_gp_weight={config.loss.ma_gp_weight!r} must be >= 0.")

@@ -116,3 +116,32 @@ def test_resuming_with_another_architecture_fails_clearly(tmp_path):
 def test_bad_config_values_fail_at_start(tmp_path, key, value, message):
   with pytest.raises(ValueError, match=message):
     train_and_evaluate(_config(**{key: value}), str(tmp_path / "run"))
+
+
+def test_cli_config_typo_is_one_clear_line(tmp_path):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run(
+      [sys.executable, "train.py", "--config", "configs/tiny.py",
+       "--workdir", str(tmp_path / "run"), "--config.num_step=5"],
+      cwd=root, capture_output=True, text=True, timeout=120, check=False)
+  assert result.returncode == 2
+  assert 'Did you mean "num_steps"' in result.stderr
+  assert "Traceback" not in result.stderr
+  assert not os.path.exists(tmp_path / "run")
+
+
+def test_ema_decay_follows_the_half_life_in_images():
+  from jaxgan.train.step import ema_decay  # pylint: disable=g-import-not-at-top
+  step = lambda s: jax.numpy.asarray(s, jax.numpy.int32)
+  # No ramp-up: the half-life of 320 images at batch 32 is 10 steps.
+  np.testing.assert_allclose(ema_decay(step(0), 32, 320.0, 0.0), 0.5 ** 0.1, rtol=1e-6)
+  # Ramp-up: at step 0 the average copies G; at step 1000 (32k images, rampup
+  # 0.05) the half-life is 1,600 images; later it is capped at 10k images.
+  assert float(ema_decay(step(0), 32, 10_000.0, 0.05)) == 0.0
+  np.testing.assert_allclose(ema_decay(step(1000), 32, 10_000.0, 0.05), 0.5 ** (32 / 1600),
+                             rtol=1e-6)
+  np.testing.assert_allclose(ema_decay(step(10**6), 32, 10_000.0, 0.05),
+                             0.5 ** (32 / 10_000), rtol=1e-6)
+  assert float(ema_decay(step(5), 32, 0.0, 0.0)) == 0.0  # half-life 0: EMA = G

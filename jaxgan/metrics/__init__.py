@@ -1,0 +1,181 @@
+"""Metrics: caption alignment via a shapes probe, Fréchet distances, FID.
+
+Public API:
+  * :func:`evaluate_run`: everything below for one checkpoint of a run, one
+    JSON line appended to ``workdir/metrics.jsonl`` (``evaluate.py`` calls it).
+  * :mod:`jaxgan.metrics.probe`: the probe classifier (``load_probe``,
+    ``probe_features``).
+  * :mod:`jaxgan.metrics.alignment`: fixed prompt sets and alignment scores.
+  * :mod:`jaxgan.metrics.frechet`: ``statistics``, ``frechet_distance``.
+  * :mod:`jaxgan.metrics.inception`: FID InceptionV3 with weights from a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from jaxgan.metrics import alignment as alignment_lib
+from jaxgan.metrics import frechet
+from jaxgan.metrics import probe as probe_lib
+from jaxgan.metrics.frechet import frechet_distance, statistics
+from jaxgan.metrics.probe import Probe, load_probe, probe_features
+
+__all__ = ["evaluate_run", "format_table", "METRICS_FILE", "frechet_distance",
+           "statistics", "Probe", "load_probe", "probe_features"]
+
+METRICS_FILE = "metrics.jsonl"
+# The real-vs-real floor of the Fréchet distances compares the evaluation
+# renders with renders of another seed (same splits, same count).
+_FLOOR_SEED_OFFSET = 1
+
+
+def _fid_reference(fid_features, real_images: np.ndarray, path: str
+                   ) -> tuple[np.ndarray, np.ndarray]:
+  """Inception statistics of the real renders, cached as ``.npz`` (mu, sigma)."""
+  if os.path.exists(path):
+    return frechet.load_statistics(path)
+  mu, sigma = statistics(fid_features(real_images))
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  frechet.save_statistics(path, mu, sigma)
+  return mu, sigma
+
+
+def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
+                 fid_weights: str | None = None, seed: int = 0, batch_size: int = 64,
+                 probe: Probe | None = None, cache_dir: str | None = None,
+                 write: bool = True, log: Callable[[str], None] | None = None
+                 ) -> dict[str, Any]:
+  """Evaluates one checkpoint of a ``shapes`` run.
+
+  Generates one image for each fixed evaluation prompt (``num_prompts`` per
+  split, ``train`` and ``holdout`` combinations) and reports:
+
+  * ``align/{split}/{attribute}`` and ``align/{split}/all_correct``: the probe's
+    reading of the generated images against the prompts' attributes;
+    ``real/...``, the same for real renders of those attributes (the ceiling).
+  * ``fd_probe/{split}``, ``fd_probe/all``: Fréchet distance between probe
+    features of generated and real images; ``fd_probe_floor/...``, the same
+    between two sets of real renders (what a perfect generator would get).
+  * ``fid`` and ``fid_floor`` when ``fid_weights`` is given (all prompts of
+    both splits together; few samples, so only comparable at equal
+    ``num_prompts``).
+
+  Args:
+    workdir: the run directory.
+    step: checkpoint step; the latest when None.
+    num_prompts: evaluation prompts per split.
+    fid_weights: converted FID Inception weights (see
+      :mod:`jaxgan.metrics.inception`); FID is skipped when None.
+    seed: noise seed of the generated images.
+    batch_size: images per generator call.
+    probe: the judge; the cached default probe for the run's image size when
+      None (trained on first use, a few minutes on a CPU).
+    cache_dir: where probes and FID reference statistics are cached.
+    write: append the result to ``workdir/metrics.jsonl``.
+    log: optional ``callable(str)`` for progress lines.
+
+  Returns:
+    The flat metrics dict, with ``step``, ``workdir``, ``num_prompts``,
+    ``image_size``, ``seed``, ``time`` and ``seconds`` besides the metrics.
+
+  Raises:
+    FileNotFoundError: ``workdir`` is not a run, has no checkpoint, or
+      ``fid_weights`` does not exist.
+    ValueError: ``step`` has no checkpoint, the run's data is not ``shapes``,
+      or ``probe`` reads another image size.
+  """
+  from jaxgan import sampling  # pylint: disable=g-import-not-at-top
+  started = time.time()
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f"no run directory at {workdir!r}")
+  pipeline = sampling.load_pipeline(workdir, step=step)
+  config = pipeline.config
+  if config.data.source != "shapes":
+    raise ValueError(f"alignment metrics need a run on the shapes data; {workdir!r} "
+                     f"was trained on {config.data.source!r}")
+  size = int(config.image_size)
+  if probe is None:
+    probe = load_probe(size, cache_dir=cache_dir, log=log)
+  if probe.image_size != size:
+    raise ValueError(f"the probe reads {probe.image_size}px images, the run makes {size}px")
+  if fid_weights is not None and not os.path.exists(fid_weights):
+    raise FileNotFoundError(f"FID weights not found at {fid_weights!r}")
+
+  sets = alignment_lib.eval_sets(num_prompts)
+  floor_sets = alignment_lib.eval_sets(num_prompts, alignment_lib.EVAL_SEED
+                                       + _FLOOR_SEED_OFFSET)
+  real = {s: es.real_images(size) for s, es in sets.items()}
+  real_floor = {s: es.real_images(size) for s, es in floor_sets.items()}
+  generated = {}
+  for split, es in sets.items():
+    if log is not None:
+      log(f"generating {len(es)} images for the {split} prompts")
+    generated[split] = pipeline.generate(list(es.prompts), num_per_prompt=1, seed=seed,
+                                         batch_size=batch_size)
+
+  result: dict[str, Any] = {"step": pipeline.step, "workdir": os.path.abspath(workdir),
+                            "num_prompts": num_prompts, "image_size": size, "seed": seed}
+  result.update(alignment_lib.alignment_report(probe, sets, generated, real))
+
+  features = {name: {s: probe.features(images[s]) for s in images}
+              for name, images in (("real", real), ("floor", real_floor),
+                                    ("generated", generated))}
+  groups = {s: [s] for s in sets}
+  groups["all"] = list(sets)
+  for group, splits in groups.items():
+    pick = lambda name: np.concatenate([features[name][s] for s in splits])
+    result[f"fd_probe/{group}"] = frechet.frechet_distance_from_features(
+        pick("generated"), pick("real"))
+    result[f"fd_probe_floor/{group}"] = frechet.frechet_distance_from_features(
+        pick("floor"), pick("real"))
+
+  if fid_weights is not None:
+    from jaxgan.metrics import inception  # pylint: disable=g-import-not-at-top
+    fid_features = inception.InceptionFeatures(fid_weights)
+    cache = cache_dir or probe_lib.default_cache_dir()
+    all_real = np.concatenate([real[s] for s in sets])
+    reference = _fid_reference(
+        fid_features, all_real,
+        os.path.join(cache, f"fid_ref_shapes_{size}_{num_prompts}_"
+                            f"{alignment_lib.EVAL_SEED}.npz"))
+    generated_stats = statistics(fid_features(np.concatenate([generated[s] for s in sets])))
+    floor_stats = statistics(fid_features(np.concatenate([real_floor[s] for s in sets])))
+    result["fid"] = frechet_distance(*generated_stats, *reference)
+    result["fid_floor"] = frechet_distance(*floor_stats, *reference)
+
+  result["probe_accuracy"] = probe.info.get("accuracy")
+  result["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+  result["seconds"] = round(time.time() - started, 2)
+  if write:
+    with open(os.path.join(workdir, METRICS_FILE), "a") as f:
+      f.write(json.dumps(result, sort_keys=True) + "\n")
+  return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+  """A plain-text table of the alignment and Fréchet numbers of a result."""
+  rows = list(probe_lib.ATTRIBUTES) + ["all_correct"]
+  columns = [("gen train", "align/train"), ("gen holdout", "align/holdout"),
+             ("real train", "real/train"), ("real holdout", "real/holdout")]
+  lines = [f"step {result.get('step')}  ({result.get('num_prompts')} prompts per split, "
+           f"{result.get('image_size')}px)",
+           f"{'attribute':<14}" + "".join(f"{title:>14}" for title, _ in columns)]
+  for row in rows:
+    cells = []
+    for _, prefix in columns:
+      value = result.get(f"{prefix}/{row}")
+      cells.append(f"{value:>14.3f}" if value is not None else f"{'-':>14}")
+    lines.append(f"{row:<14}" + "".join(cells))
+  lines.append("")
+  lines.append(f"{'Fréchet (probe)':<16}{'generated':>12}{'real floor':>12}")
+  for group in ("train", "holdout", "all"):
+    lines.append(f"{group:<16}{result[f'fd_probe/{group}']:>12.3f}"
+                 f"{result[f'fd_probe_floor/{group}']:>12.3f}")
+  if "fid" in result:
+    lines.append(f"{'FID':<16}{result['fid']:>12.3f}{result['fid_floor']:>12.3f}")
+  return "\n".join(lines)

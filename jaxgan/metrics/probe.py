@@ -68,18 +68,20 @@ class ProbeSettings:
     batch_size: images per step.
     learning_rate: peak Adam learning rate (cosine decay to 0).
     seed: seeds the data sources, the init and the data order.
-    width: channels of the first conv stage (doubled once after it).
-    feature_dim: size of the penultimate layer (the Fréchet features).
+    width: channels of the first conv stage (doubled after it).
+    cell_dim: features per grid cell (the Fréchet features are 9 x cell_dim).
+    cell_pixels: side of a grid cell after resizing the image to 3 x 3 cells.
   """
 
-  num_train: int = 40_000
+  num_train: int = 30_000
   num_eval: int = 2_000
-  steps: int = 3_000
+  steps: int = 1_500
   batch_size: int = 128
   learning_rate: float = 2e-3
   seed: int = 1234
-  width: int = 32
-  feature_dim: int = 256
+  width: int = 16
+  cell_dim: int = 32
+  cell_pixels: int = 16
 
   def tag(self) -> str:
     text = json.dumps({"version": _VERSION, **dataclasses.asdict(self)}, sort_keys=True)
@@ -87,57 +89,80 @@ class ProbeSettings:
 
 
 # Enough for a quick check (tests): well above chance, far below the real one.
-TINY_SETTINGS = ProbeSettings(num_train=3_000, num_eval=500, steps=150, batch_size=64,
-                              learning_rate=3e-3, width=16, feature_dim=64)
+TINY_SETTINGS = ProbeSettings(num_train=1_500, num_eval=300, steps=120, batch_size=32,
+                              learning_rate=3e-3, width=8, cell_dim=16, cell_pixels=8)
 
 
 class ProbeNet(nn.Module):
-  """Small CNN with per-cell heads.
+  """Reads each grid cell with one shared small CNN.
 
-  Flattening (not pooling) the last feature map keeps where things are, which
-  the per-cell heads need.
+  Objects never leave their grid cell, so the image is resized to 3 x 3 cells
+  of ``cell_pixels`` and the same network classifies every cell (empty or which
+  shape, colour, size): one weight set sees nine examples per image and needs
+  no notion of where a cell is. Background and object count are read from all
+  nine cell features together, which are also the Fréchet features; the
+  object count is the number of occupied cells.
 
   Attributes:
-    width: channels of the first stage.
-    feature_dim: penultimate features.
+    width: channels of the first conv stage.
+    cell_dim: features per cell (the Fréchet features are 9 x cell_dim).
+    cell_pixels: side of a cell after resizing.
   """
 
-  width: int = 32
-  feature_dim: int = 256
+  width: int = 16
+  cell_dim: int = 32
+  cell_pixels: int = 16
 
   @nn.compact
   def __call__(self, images: jax.Array) -> tuple[dict[str, jax.Array], jax.Array]:
     """Logits and features of images in [-1, 1].
 
     Args:
-      images: float [B, H, W, 3] in [-1, 1].
+      images: float [B, H, W, 3] in [-1, 1], H == W.
 
     Returns:
       ``(logits, features)``: logits ``cell_shape`` [B, 9, 1 + num shapes]
       (class 0 = empty cell), ``cell_colour`` [B, 9, C], ``cell_size``
-      [B, 9, S], ``background`` [B, num backgrounds], ``num_objects`` [B, 2];
-      features [B, feature_dim].
+      [B, 9, S], ``background`` [B, num backgrounds]; features
+      [B, 9 * cell_dim].
     """
-    x = images.astype(jnp.float32)
+    batch = images.shape[0]
+    side = 3 * self.cell_pixels
+    x = jax.image.resize(images.astype(jnp.float32), (batch, side, side, 3), "bilinear")
+    # The background fills most of every image, so the per-image median colour
+    # is the background; subtracting it gives a channel where objects stand
+    # out whatever the colours, which makes shape much quicker to learn.
+    background = jnp.median(x.reshape(batch, -1, 3), axis=1)[:, None, None, :]
+    x = jnp.concatenate([x, x - background], axis=-1)
+    # [B, 3, p, 3, p, C] -> [B * 9, p, p, C], cells in row-major (reading) order.
+    channels = x.shape[-1]
+    x = x.reshape(batch, 3, self.cell_pixels, 3, self.cell_pixels, channels)
+    x = x.transpose(0, 1, 3, 2, 4, 5).reshape(batch * NUM_CELLS, self.cell_pixels,
+                                              self.cell_pixels, channels)
+    x = nn.relu(nn.Conv(self.width, (3, 3))(x))
     for width in (self.width, 2 * self.width, 2 * self.width):
       x = nn.relu(nn.Conv(width, (3, 3))(x))
       x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape(x.shape[0], -1)
-    features = nn.relu(nn.Dense(self.feature_dim)(x))
-    batch = x.shape[0]
+    cell_features = nn.relu(nn.Dense(self.cell_dim, name="cell_features")(x))
 
     def cells(name, classes):
-      return nn.Dense(NUM_CELLS * classes, name=name)(features).reshape(
-          batch, NUM_CELLS, classes)
+      return nn.Dense(classes, name=name)(cell_features).reshape(batch, NUM_CELLS,
+                                                                  classes)
 
+    features = cell_features.reshape(batch, NUM_CELLS * self.cell_dim)
     logits = {
         "cell_shape": cells("cell_shape", 1 + len(shapes.SHAPES)),
         "cell_colour": cells("cell_colour", len(shapes.COLOURS)),
         "cell_size": cells("cell_size", len(shapes.SIZES)),
         "background": nn.Dense(len(shapes.BACKGROUNDS), name="background")(features),
-        "num_objects": nn.Dense(2, name="num_objects")(features),
     }
     return logits, features
+
+
+def _network(settings: ProbeSettings) -> ProbeNet:
+  return ProbeNet(width=settings.width, cell_dim=settings.cell_dim,
+                  cell_pixels=settings.cell_pixels)
 
 
 # ---------------------------------------------------------------------------
@@ -165,22 +190,23 @@ def cell_labels(attributes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     cell_colour[r, cell] = attributes["colour"][present, slot]
     cell_size[r, cell] = attributes["size"][present, slot]
   return {"cell_shape": cell_shape, "cell_colour": cell_colour, "cell_size": cell_size,
-          "background": attributes["background"].astype(np.int32),
-          "num_objects": attributes["num_objects"].astype(np.int32) - 1}
+          "background": attributes["background"].astype(np.int32)}
 
 
 def decode(logits: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
   """Network outputs -> attribute dicts (batched), objects in reading order.
 
-  The object count comes from its own head; the occupied cells are the that
-  many cells most likely to be non-empty.
+  A cell is occupied when the network finds it more likely full than empty;
+  the count is clipped to 1..2 (every shapes image has one or two objects), so
+  with no occupied cell the likeliest one is taken, and with more than two the
+  two likeliest.
   """
   cell_shape = np.asarray(logits["cell_shape"], np.float64)
   batch = cell_shape.shape[0]
   # log P(empty) per cell; the least likely empty cells hold the objects.
   empty = cell_shape[..., 0] - np.logaddexp.reduce(cell_shape, axis=-1)
   order = np.argsort(empty, axis=1, kind="stable")
-  count = np.argmax(np.asarray(logits["num_objects"]), axis=-1) + 1
+  count = np.clip(np.sum(empty < np.log(0.5), axis=1), 1, 2)
   positions = np.sort(order[:, :2], axis=1)
   positions[count == 1] = [-1, -1]
   positions[count == 1, 0] = order[count == 1, 0]
@@ -281,7 +307,7 @@ class Probe:
     self.settings = settings
     self.params = params
     self.info = info
-    self.module = ProbeNet(width=settings.width, feature_dim=settings.feature_dim)
+    self.module = _network(settings)
     self._apply = jax.jit(lambda p, x: self.module.apply({"params": p}, x))
 
   def _run(self, images, batch_size: int):
@@ -289,6 +315,8 @@ class Probe:
     if images.ndim != 4 or images.shape[1:] != (self.image_size, self.image_size, 3):
       raise ValueError(f"the probe reads [N, {self.image_size}, {self.image_size}, 3] "
                        f"images, got {images.shape}")
+    # Small calls (tests, a few prompts) should not pay for a padded full batch.
+    batch_size = max(1, min(batch_size, images.shape[0]))
     outputs = []
     for start in range(0, images.shape[0], batch_size):
       chunk = images[start:start + batch_size]
@@ -314,7 +342,7 @@ class Probe:
     return decode(self._run(images, batch_size)[0])
 
   def features(self, images, batch_size: int = 256) -> np.ndarray:
-    """Penultimate features [N, feature_dim] (float32) for Fréchet distance."""
+    """Penultimate features [N, 9 * cell_dim] (float32) for Fréchet distance."""
     return self._run(images, batch_size)[1]
 
   def evaluate(self, images, attributes: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -350,8 +378,12 @@ def _loss(logits, labels):
         logits[name], jnp.maximum(target, 0))
     return jnp.sum(losses * valid) / jnp.maximum(jnp.sum(valid), 1)
 
-  return (ce("cell_shape", jnp.ones_like(labels["cell_shape"], bool))
-          + ce("cell_colour") + ce("cell_size") + ce("background") + ce("num_objects"))
+  # Most cells are empty: averaged over all cells, the shape term would be
+  # mostly "empty" and shape identity would learn slowly. So it is scored over
+  # all cells (is there an object?) and again over occupied cells only.
+  occupied = labels["cell_shape"] > 0
+  return (ce("cell_shape", jnp.ones_like(occupied)) + ce("cell_shape", occupied)
+          + ce("cell_colour") + ce("cell_size") + ce("background"))
 
 
 def train_probe(image_size: int, settings: ProbeSettings = ProbeSettings(),
@@ -368,7 +400,7 @@ def train_probe(image_size: int, settings: ProbeSettings = ProbeSettings(),
   """
   started = time.time()
   images, labels = _training_data(image_size, settings)
-  module = ProbeNet(width=settings.width, feature_dim=settings.feature_dim)
+  module = _network(settings)
   key = jax.random.key(settings.seed)
   init_key, noise_key = jax.random.split(key)
   params = module.init(init_key, jnp.zeros((1, image_size, image_size, 3)))["params"]

@@ -29,6 +29,21 @@ def _global_norm(tree) -> jax.Array:
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
 
 
+def ema_decay(step: jax.Array, batch_size: int, halflife_images: float,
+              rampup: float) -> jax.Array:
+  """The EMA decay of this step, from a half-life counted in images.
+
+  With a ramp-up the half-life is at most ``rampup`` times the images seen so
+  far: early on the average follows G closely instead of holding on to the
+  random initialisation (the StyleGAN recipe).
+  """
+  halflife = jnp.float32(halflife_images)
+  if rampup > 0:
+    seen = step.astype(jnp.float32) * batch_size
+    halflife = jnp.minimum(halflife, seen * rampup)
+  return jnp.where(halflife > 0, 0.5 ** (batch_size / jnp.maximum(halflife, 1e-8)), 0.0)
+
+
 def _ema(ema, params, decay):
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
@@ -54,8 +69,8 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   g_tx, d_tx = make_optimizers(config)
   gp_weight = float(config.loss.ma_gp_weight)
   gp_power = float(config.loss.ma_gp_power)
-  ema_decay = float(config.optim.ema_decay)
-  ema_start = int(config.optim.ema_start)
+  ema_halflife_images = 1000.0 * float(config.optim.ema_halflife_kimg)
+  ema_rampup = float(config.optim.ema_rampup)
 
   def train_step(state: TrainState, batch: dict[str, jax.Array], frozen_text=None):
     step_key = jax.random.fold_in(root_key, state.step)
@@ -127,9 +142,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         state.generator)
     g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.generator)
     g_params = optax.apply_updates(state.generator, g_updates)
-    # Until ema_start the average just tracks G, so early samples are not
-    # dominated by the random initialisation.
-    decay = jnp.where(state.step < ema_start, 0.0, ema_decay)
+    decay = ema_decay(state.step, batch_size, ema_halflife_images, ema_rampup)
     generator_ema = _ema(state.generator_ema, g_params, decay)
 
     new_state = state.replace(

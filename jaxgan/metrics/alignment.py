@@ -1,0 +1,128 @@
+"""Caption alignment on ``shapes``: does the image show what the prompt says?
+
+A fixed evaluation set of prompts is built from ground-truth attributes (the
+canonical caption, :func:`jaxgan.data.shapes.describe`, of examples of a
+dedicated seed), separately for ``train`` combinations and ``holdout`` ones
+(whose first object is a (shape, colour) pair the model never saw). The probe
+reads the attributes back from the generated images; the per-attribute accuracy
+and the rate of images with every attribute right are the scores. The same
+numbers on real renders of the same attributes are the ceiling: what a perfect
+generator would score with this probe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+import numpy as np
+
+from jaxgan.data import shapes
+from jaxgan.metrics import probe as probe_lib
+
+# The evaluation prompts' source seed: distinct from training runs' data seed
+# (config.seed, 0 by default) and from the probe's training seed.
+EVAL_SEED = 20_250
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSet:
+  """Fixed prompts of one split with their attributes.
+
+  Attributes:
+    split: "train" or "holdout".
+    prompts: canonical captions, one per example.
+    attributes: batched ground truth (caption slot order), like
+      :func:`jaxgan.metrics.probe.stack_attributes` gives.
+    seed: the source seed they come from.
+  """
+
+  split: str
+  prompts: tuple[str, ...]
+  attributes: dict[str, np.ndarray]
+  seed: int
+
+  def __len__(self) -> int:
+    return len(self.prompts)
+
+  def real_images(self, image_size: int) -> np.ndarray:
+    """Real renders (uint8 [N, S, S, 3]) of exactly these attributes.
+
+    They are the source's own examples, so the objects carry the same small
+    jitter as training images.
+    """
+    source = shapes.ShapesSource(self.split, image_size=image_size,
+                                 num_examples=len(self), seed=self.seed)
+    return np.stack([source[i]["image"] for i in range(len(self))])
+
+
+def eval_set(split: str, num_prompts: int = 200, seed: int = EVAL_SEED) -> EvalSet:
+  """The first ``num_prompts`` examples of ``split`` at ``seed``, as prompts.
+
+  Deterministic: the same arguments give the same prompts on any machine.
+
+  Args:
+    split: "train" or "holdout".
+    num_prompts: how many.
+    seed: source seed.
+
+  Returns:
+    The evaluation set.
+  """
+  source = shapes.ShapesSource(split, image_size=shapes.MIN_IMAGE_SIZE,
+                               num_examples=num_prompts, seed=seed)
+  attributes = [source.attributes(i) for i in range(num_prompts)]
+  return EvalSet(split=split, prompts=tuple(shapes.describe(a) for a in attributes),
+                 attributes=probe_lib.stack_attributes(attributes), seed=seed)
+
+
+def eval_sets(num_prompts: int = 200, seed: int = EVAL_SEED) -> dict[str, EvalSet]:
+  """One :class:`EvalSet` per split, keyed by split name."""
+  return {split: eval_set(split, num_prompts, seed) for split in shapes.SPLITS}
+
+
+def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarray]
+              ) -> dict[str, float]:
+  """Per-attribute accuracy (see :data:`probe.ATTRIBUTES`) and ``all_correct``.
+
+  Args:
+    probe: the judge.
+    images: [N, S, S, 3], uint8 or float in [-1, 1].
+    attributes: what each image should show (caption slot order).
+
+  Returns:
+    Fractions in [0, 1].
+  """
+  return probe.evaluate(images, attributes)
+
+
+def alignment_report(probe: probe_lib.Probe, sets: Mapping[str, EvalSet],
+                     generated: Mapping[str, np.ndarray] | None = None,
+                     real: Mapping[str, np.ndarray] | None = None
+                     ) -> dict[str, float]:
+  """Alignment of generated images and of real renders, per split.
+
+  Args:
+    probe: the judge.
+    sets: evaluation sets keyed by split.
+    generated: per split, one generated image per prompt, in prompt order;
+      None scores real renders only.
+    real: real renders per split (from :meth:`EvalSet.real_images`); rendered
+      here when None.
+
+  Returns:
+    Flat dict: ``align/{split}/{attribute}`` for generated images and
+    ``real/{split}/{attribute}`` for the ceiling, attributes as in
+    :data:`probe.ATTRIBUTES` plus ``all_correct``.
+  """
+  report = {}
+  for split, es in sets.items():
+    real_images = (real or {}).get(split)
+    if real_images is None:
+      real_images = es.real_images(probe.image_size)
+    for name, value in alignment(probe, real_images, es.attributes).items():
+      report[f"real/{split}/{name}"] = value
+    if generated is not None:
+      for name, value in alignment(probe, generated[split], es.attributes).items():
+        report[f"align/{split}/{name}"] = value
+  return report

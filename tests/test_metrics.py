@@ -1,0 +1,357 @@
+"""Metrics: Fréchet distance, the shapes probe, alignment, FID Inception, evaluate.py."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+
+from jaxgan.data import shapes
+from jaxgan.metrics import alignment
+from jaxgan.metrics import frechet
+from jaxgan.metrics import inception
+from jaxgan.metrics import probe as probe_lib
+
+# ---------------------------------------------------------------------------
+# Fréchet distance.
+# ---------------------------------------------------------------------------
+
+
+def _scipy_frechet(mu1, s1, mu2, s2):
+  """The textbook formula with a general matrix square root (the reference)."""
+  covmean = scipy.linalg.sqrtm(s1 @ s2)
+  covmean = np.real(covmean)
+  diff = mu1 - mu2
+  return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def _correlated(rng, n, d, scale=1.0, shift=0.0):
+  mixing = rng.normal(size=(d, d)) / np.sqrt(d)
+  return (rng.normal(size=(n, d)) @ mixing) * scale + shift
+
+
+def test_statistics_shapes_and_unbiased_covariance():
+  x = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+  mu, sigma = frechet.statistics(x)
+  assert mu.dtype == sigma.dtype == np.float64
+  assert mu.shape == (3,) and sigma.shape == (3, 3)
+  np.testing.assert_allclose(sigma, np.cov(x.astype(np.float64), rowvar=False))
+  with pytest.raises(ValueError):
+    frechet.statistics(np.zeros((1, 3)))
+
+
+def test_frechet_matches_scipy_reference_full_rank():
+  rng = np.random.default_rng(1)
+  a = _correlated(rng, 500, 16)
+  b = _correlated(rng, 500, 16, scale=1.3, shift=0.2)
+  stats_a, stats_b = frechet.statistics(a), frechet.statistics(b)
+  ours = frechet.frechet_distance(*stats_a, *stats_b)
+  reference = _scipy_frechet(*stats_a, *stats_b)
+  assert ours > 0.1
+  np.testing.assert_allclose(ours, reference, rtol=1e-9)
+
+
+def test_frechet_matches_scipy_reference_rank_deficient():
+  # Fewer samples than dimensions: both covariances are singular, the case
+  # where the product's square root is numerically delicate.
+  rng = np.random.default_rng(2)
+  a = _correlated(rng, 20, 48)
+  b = _correlated(rng, 30, 48, shift=0.5)
+  stats_a, stats_b = frechet.statistics(a), frechet.statistics(b)
+  ours = frechet.frechet_distance(*stats_a, *stats_b)
+  reference = _scipy_frechet(*stats_a, *stats_b)
+  np.testing.assert_allclose(ours, reference, rtol=1e-6)
+
+
+def test_frechet_identical_is_zero():
+  rng = np.random.default_rng(3)
+  mu, sigma = frechet.statistics(_correlated(rng, 100, 32))
+  assert frechet.frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-8)
+  # Singular too (rank 10 in 32 dimensions).
+  mu, sigma = frechet.statistics(_correlated(rng, 11, 32))
+  assert frechet.frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_closed_forms():
+  # Diagonal covariances: d = |mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2.
+  a = np.array([1.0, 4.0, 0.25, 9.0])
+  b = np.array([4.0, 1.0, 0.25, 0.0])
+  mu1, mu2 = np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 1.0, 0.0, 3.0])
+  expected = 1.0 + 4.0 + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+  assert frechet.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(
+      expected, rel=1e-12)
+  # Same rotation of both: the distance is rotation invariant.
+  q, _ = np.linalg.qr(np.random.default_rng(4).normal(size=(4, 4)))
+  rotated = frechet.frechet_distance(q @ mu1, q @ np.diag(a) @ q.T, q @ mu2,
+                                     q @ np.diag(b) @ q.T)
+  assert rotated == pytest.approx(expected, rel=1e-9)
+  # 1-D: (mu1 - mu2)^2 + (s1 - s2)^2 for standard deviations s.
+  assert frechet.frechet_distance([0.0], [[4.0]], [3.0], [[1.0]]) == pytest.approx(10.0)
+
+
+def test_frechet_rejects_mismatched_shapes():
+  with pytest.raises(ValueError):
+    frechet.frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
+
+
+def test_statistics_roundtrip(tmp_path):
+  mu, sigma = frechet.statistics(np.random.default_rng(5).normal(size=(10, 4)))
+  path = str(tmp_path / "ref.npz")
+  frechet.save_statistics(path, mu, sigma)
+  mu2, sigma2 = frechet.load_statistics(path)
+  np.testing.assert_array_equal(mu, mu2)
+  np.testing.assert_array_equal(sigma, sigma2)
+
+
+# ---------------------------------------------------------------------------
+# Probe: decoding and scoring on exact logits.
+# ---------------------------------------------------------------------------
+
+
+def _perfect_logits(attributes):
+  """Logits that say exactly ``attributes`` (what a perfect probe would output)."""
+  labels = probe_lib.cell_labels(attributes)
+
+  def one_hot(values, classes):
+    return np.where(values[..., None] == np.arange(classes), 10.0, -10.0)
+
+  return {"cell_shape": one_hot(labels["cell_shape"], 1 + len(shapes.SHAPES)),
+          "cell_colour": one_hot(labels["cell_colour"], len(shapes.COLOURS)),
+          "cell_size": one_hot(labels["cell_size"], len(shapes.SIZES)),
+          "background": one_hot(labels["background"], len(shapes.BACKGROUNDS))}
+
+
+def _attributes(split, count, seed=7):
+  source = shapes.ShapesSource(split, image_size=16, num_examples=count, seed=seed)
+  return probe_lib.stack_attributes([source.attributes(i) for i in range(count)])
+
+
+def test_decode_of_exact_logits_is_exact_in_caption_order():
+  target = _attributes("train", 300)
+  predicted = probe_lib.decode(_perfect_logits(target))
+  # Decoded objects are in reading order ...
+  two = predicted["num_objects"] == 2
+  assert np.all(predicted["position"][two, 0] < predicted["position"][two, 1])
+  assert np.all(predicted["position"][~two, 1] == -1)
+  # ... and alignment puts them back in caption order: everything is right,
+  # although about half the two-object targets list the later cell first.
+  assert np.any(target["position"][two, 0] > target["position"][two, 1])
+  scores = probe_lib.accuracy(predicted, target)
+  assert all(v == 1.0 for v in scores.values()), scores
+
+
+def test_scoring_counts_each_attribute():
+  target = _attributes("holdout", 50)
+  predicted = probe_lib.align_slots(probe_lib.decode(_perfect_logits(target)), target)
+  wrong = dict(predicted)
+  wrong["colour"] = predicted["colour"].copy()
+  wrong["colour"][:10, 0] = (predicted["colour"][:10, 0] + 1) % len(shapes.COLOURS)
+  wrong["background"] = predicted["background"].copy()
+  wrong["background"][40:] = (predicted["background"][40:] + 1) % len(shapes.BACKGROUNDS)
+  scores = probe_lib.accuracy(wrong, target)
+  assert scores["colour_1"] == pytest.approx(0.8)
+  assert scores["background"] == pytest.approx(0.8)
+  assert scores["shape_1"] == 1.0
+  assert scores["all_correct"] == pytest.approx(0.6)
+
+
+# ---------------------------------------------------------------------------
+# Probe: a tiny one trained for real (16x16), shared by the tests below.
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def probe_cache(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("probe_cache"))
+
+
+@pytest.fixture(scope="module")
+def tiny_probe(probe_cache):
+  return probe_lib.load_probe(16, probe_lib.TINY_SETTINGS, cache_dir=probe_cache)
+
+
+def test_tiny_probe_beats_chance(tiny_probe):
+  # Chance: position 1/9, background 1/6, colour 1/10, object count 1/2. A tiny
+  # budget at 16x16 learns these well; shape and size need the real budget.
+  for split in shapes.SPLITS:
+    acc = tiny_probe.info["accuracy"][split]
+    assert acc["position_1"] > 0.6, acc
+    assert acc["background"] > 0.6, acc
+    assert acc["colour_1"] > 0.3, acc
+    assert acc["num_objects"] > 0.75, acc
+
+
+def test_probe_cache_roundtrip(tiny_probe, probe_cache):
+  path = probe_lib.cache_path(16, probe_lib.TINY_SETTINGS, probe_cache)
+  assert os.path.exists(path)
+  loaded = probe_lib.load_probe(16, probe_lib.TINY_SETTINGS, cache_dir=probe_cache)
+  assert loaded.info == tiny_probe.info
+  images, _ = probe_lib.render_examples("train", 16, 0, 8, seed=99)
+  np.testing.assert_array_equal(loaded.features(images), tiny_probe.features(images))
+  # Another recipe is another cache entry.
+  assert probe_lib.cache_path(16, probe_lib.ProbeSettings(), probe_cache) != path
+
+
+def test_probe_features_and_inputs(tiny_probe):
+  images, _ = probe_lib.render_examples("train", 16, 0, 5, seed=99)
+  features = probe_lib.probe_features(images, tiny_probe)
+  assert features.shape == (5, 9 * probe_lib.TINY_SETTINGS.cell_dim)
+  # uint8 and the same images as floats in [-1, 1] read the same.
+  as_float = images.astype(np.float32) / 127.5 - 1.0
+  np.testing.assert_allclose(tiny_probe.features(as_float), features, atol=1e-5)
+  with pytest.raises(ValueError, match="16"):
+    tiny_probe.predict(np.zeros((2, 32, 32, 3), np.uint8))
+
+
+# ---------------------------------------------------------------------------
+# Alignment.
+# ---------------------------------------------------------------------------
+
+
+def test_eval_sets_are_fixed_and_canonical():
+  a, b = alignment.eval_set("holdout", 20), alignment.eval_set("holdout", 20)
+  assert a.prompts == b.prompts
+  source = shapes.ShapesSource("holdout", num_examples=20, seed=alignment.EVAL_SEED)
+  assert list(a.prompts) == [shapes.describe(source.attributes(i)) for i in range(20)]
+  pairs = set(zip(a.attributes["shape"][:, 0].tolist(), a.attributes["colour"][:, 0].tolist()))
+  assert pairs <= set(shapes.HOLDOUT_PAIRS)
+  train = alignment.eval_set("train", 20)
+  assert not set(zip(train.attributes["shape"][:, 0].tolist(),
+                     train.attributes["colour"][:, 0].tolist())) & set(shapes.HOLDOUT_PAIRS)
+
+
+def test_alignment_on_real_renders_is_the_probe_accuracy(tiny_probe):
+  sets = alignment.eval_sets(40)
+  real = {s: es.real_images(16) for s, es in sets.items()}
+  report = alignment.alignment_report(tiny_probe, sets, generated=real)
+  for split, es in sets.items():
+    expected = tiny_probe.evaluate(real[split], es.attributes)
+    for name, value in expected.items():
+      assert report[f"real/{split}/{name}"] == value
+      assert report[f"align/{split}/{name}"] == value
+
+
+# ---------------------------------------------------------------------------
+# FID Inception.
+# ---------------------------------------------------------------------------
+
+
+def test_inception_output_shape():
+  # eval_shape traces the whole network without computing it (seconds).
+  variables = inception.abstract_variables(batch_size=2)
+  out = jax.eval_shape(lambda v, x: inception.FIDInceptionV3().apply(v, x), variables,
+                       jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32))
+  assert out.shape == (2, inception.FEATURE_DIM)
+  count = sum(x.size for x in jax.tree.leaves(variables["params"]))
+  assert count == 21_785_568  # torchvision's InceptionV3 without aux/fc heads
+
+
+def test_inception_weight_mapping_is_complete(tmp_path):
+  variables = inception.abstract_variables()
+  mapping = inception.weight_mapping(variables)
+  flat = {path for path, _ in jax.tree_util.tree_flatten_with_path(variables)[0]}
+  assert len(mapping) == len(flat) == 94 * 5  # 94 conv+bn layers, 5 arrays each
+  assert len(set(mapping.values())) == len(mapping)
+  assert mapping[("params", "Mixed_7c", "branch3x3dbl_3a", "conv", "kernel")] == (
+      "Mixed_7c.branch3x3dbl_3a.conv.weight")
+  assert mapping[("batch_stats", "Conv2d_1a_3x3", "bn", "var")] == (
+      "Conv2d_1a_3x3.bn.running_var")
+  # A fake state dict in PyTorch layout (as the conversion script writes it)
+  # loads, with conv kernels transposed to Flax's [kh, kw, in, out].
+  rng = np.random.default_rng(0)
+  state = {}
+  for path, name in mapping.items():
+    shape = inception._lookup(variables, path).shape
+    if path[-1] == "kernel":
+      shape = (shape[3], shape[2], shape[0], shape[1])
+    state[name] = rng.normal(size=shape).astype(np.float32)
+  state["fc.weight"] = np.zeros((1008, 2048), np.float32)
+  npz = str(tmp_path / "fid.npz")
+  np.savez(npz, **state)
+  assert inception.unused_source_names(list(state)) == []
+  loaded = inception.load_fid_params(npz)
+  kernel = loaded["params"]["Mixed_6b"]["branch7x7_2"]["conv"]["kernel"]
+  assert kernel.shape == (1, 7, 128, 128)
+  np.testing.assert_array_equal(
+      kernel, state["Mixed_6b.branch7x7_2.conv.weight"].transpose(2, 3, 1, 0))
+  np.testing.assert_array_equal(loaded["batch_stats"]["Mixed_5b"]["branch_pool"]["bn"]["mean"],
+                                state["Mixed_5b.branch_pool.bn.running_mean"])
+  del state["Mixed_5b.branch1x1.bn.weight"]
+  np.savez(npz, **state)
+  with pytest.raises(ValueError, match="Mixed_5b.branch1x1.bn.weight"):
+    inception.load_fid_params(npz)
+
+
+def test_inception_missing_weights_file(tmp_path):
+  with pytest.raises(FileNotFoundError, match="convert_fid_inception"):
+    inception.load_fid_params(str(tmp_path / "nope.npz"))
+
+
+@pytest.mark.slow
+def test_inception_forward_random_init():
+  module = inception.FIDInceptionV3()
+  images = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)), jnp.float32)
+  variables = module.init(jax.random.key(0), images)
+  features = module.apply(variables, images)
+  assert features.shape == (1, 2048)
+  assert bool(jnp.all(jnp.isfinite(features))) and bool(jnp.all(features >= 0))
+
+
+# ---------------------------------------------------------------------------
+# evaluate.py on a tiny run.
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  from jaxgan.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  config.num_steps = 4
+  config.checkpoint_every = 4
+  config.sample_every = 4
+  workdir = str(tmp_path_factory.mktemp("tiny_run"))
+  train_and_evaluate(config, workdir, devices=jax.devices()[:1])
+  return workdir
+
+
+def test_evaluate_writes_metrics(tiny_run, tiny_probe, monkeypatch, capsys):
+  import evaluate  # pylint: disable=g-import-not-at-top
+  from jaxgan import metrics  # pylint: disable=g-import-not-at-top
+  # The CLI would train the full-budget probe; the tiny one stands in.
+  monkeypatch.setattr(metrics, "load_probe", lambda *a, **k: tiny_probe)
+  # A line from an earlier evaluation stays: results are appended.
+  earlier = {"step": 2, "note": "earlier"}
+  with open(os.path.join(tiny_run, "metrics.jsonl"), "w") as f:
+    f.write(json.dumps(earlier) + "\n")
+  assert evaluate.main(["--workdir", tiny_run, "--num-prompts", "12"]) == 0
+  out = capsys.readouterr().out
+  assert "all_correct" in out and "Fréchet" in out
+  with open(os.path.join(tiny_run, "metrics.jsonl")) as f:
+    lines = [json.loads(line) for line in f]
+  assert len(lines) == 2 and lines[0] == earlier
+  result = lines[1]
+  assert result["step"] == 4 and result["num_prompts"] == 12 and result["image_size"] == 16
+  for prefix in ("align", "real"):
+    for split in shapes.SPLITS:
+      for name in probe_lib.ATTRIBUTES + ("all_correct",):
+        assert 0.0 <= result[f"{prefix}/{split}/{name}"] <= 1.0
+  for group in ("train", "holdout", "all"):
+    assert result[f"fd_probe/{group}"] >= 0.0
+    assert result[f"fd_probe_floor/{group}"] >= 0.0
+  assert "fid" not in result
+
+
+def test_evaluate_errors(tmp_path, capsys):
+  import evaluate  # pylint: disable=g-import-not-at-top
+  assert evaluate.main(["--workdir", str(tmp_path / "missing")]) == 1
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("error:") and "\n" not in err
+  # A run directory without a checkpoint.
+  (tmp_path / "empty").mkdir()
+  assert evaluate.main(["--workdir", str(tmp_path / "empty")]) == 1
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("error:") and "\n" not in err
