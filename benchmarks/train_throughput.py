@@ -9,12 +9,17 @@ against the MLP GAN baseline at the same size and batch measured in the same run
 """
 
 import argparse
+import os
 import resource
+import sys
 import time
+
+# Run as `python benchmarks/train_throughput.py` from the repository root.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax
 
-from configs import base
+from configs import base  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxgan import data, run as run_lib, sharding, text
 from jaxgan.train.state import init_state
 from jaxgan.train.step import make_train_step
