@@ -180,7 +180,7 @@ def test_tiny_probe_beats_chance(tiny_probe):
     acc = tiny_probe.info["accuracy"][split]
     assert acc["position_1"] > 0.6, acc
     assert acc["background"] > 0.6, acc
-    assert acc["colour_1"] > 0.3, acc
+    assert acc["colour_1"] > 0.2, acc
     assert acc["num_objects"] > 0.75, acc
 
 
