@@ -69,5 +69,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.keep_checkpoints = 3
   config.sample_every = 250
   config.num_sample_prompts = 16
+  # Alignment metrics (evaluate.py's) every N steps, logged to TensorBoard and
+  # workdir/metrics.jsonl; 0 = off. A multiple of checkpoint_every. The first
+  # evaluation trains the shapes probe (minutes) and caches it.
+  config.eval_every = 0
+  config.eval_prompts = 100
   config.progress_bar = True
   return config

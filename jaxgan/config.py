@@ -41,6 +41,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   size = config.image_size
   if not (isinstance(size, int) and 16 <= size <= 256 and math.log2(size).is_integer()):
     raise ValueError(f"config.image_size={size!r} must be a power of two from 16 to 256.")
+  if config.eval_every < 0 or config.eval_every % config.checkpoint_every:
+    raise ValueError(f"config.eval_every={config.eval_every!r} must be 0 (off) or a "
+                     f"multiple of checkpoint_every={config.checkpoint_every}.")
   for key in ("optim.g_lr", "optim.d_lr"):
     if not _get(config, key) > 0:
       raise ValueError(f"config.{key}={_get(config, key)!r} must be > 0.")

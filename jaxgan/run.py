@@ -7,6 +7,7 @@ sampling and evaluation rebuild the very same modules from them.
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
@@ -93,11 +94,19 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer) -> tuple[GanModels, 
       dtype=config.model.dtype, param_dtype=config.model.param_dtype)
   text_encoder = text.build_encoder(config.text, tokenizer)
   pretrained_params = None
+  sentence_scale = 1.0
   if not text.is_trainable(config.text):
     pretrained_params = text.load_pretrained_params(config.text)
+    if getattr(text_encoder, "normalize", False):
+      # A unit-norm embedding of D entries has entries of about 1/sqrt(D) (0.05
+      # for MiniLM), twenty times smaller than the noise's next to it in G's
+      # condition and than D's features in its head: the GAN would all but
+      # ignore the text. Scaled by sqrt(D), its entries have unit variance, like
+      # the learned encoders' embeddings.
+      sentence_scale = math.sqrt(text_encoder.config.hidden_size)
   models = GanModels(
       generator=generator, discriminator=discriminator, text_encoder=text_encoder,
       text_trainable=text.is_trainable(config.text),
       generator_has_state=gan_models.uses_batch_stats(config.model.arch),
-      z_dim=config.model.z_dim)
+      z_dim=config.model.z_dim, sentence_scale=sentence_scale)
   return models, pretrained_params

@@ -203,3 +203,18 @@ def test_registry_builds_minilm_and_round_trips_its_tokenizer(tmp_path):
   reloaded = text.load_tokenizer(str(tmp_path))
   np.testing.assert_array_equal(reloaded.encode(["a red circle"])[0],
                                 tokenizer.encode(["a red circle"])[0])
+
+
+def test_gan_sees_minilm_embeddings_with_unit_variance_entries():
+  from configs import base  # pylint: disable=g-import-not-at-top
+  from jaxgan import run as run_lib, text  # pylint: disable=g-import-not-at-top
+  config = base.get_config()
+  assert config.text.encoder == "minilm"
+  tokenizer = text.build_tokenizer(config.text, [])
+  models, params = run_lib.build_gan(config, tokenizer)
+  ids, mask = tokenizer.encode(["a large red circle in the center on a black background",
+                                "two small stars"])
+  sentence = np.asarray(models.encode_text(params, ids, mask))
+  # Unit-norm MiniLM vectors scaled by sqrt(384): norm sqrt(384), entries ~ 1.
+  np.testing.assert_allclose(np.linalg.norm(sentence, axis=-1), np.sqrt(384), rtol=1e-4)
+  assert 0.5 < float(np.std(sentence)) < 2.0

@@ -145,3 +145,25 @@ def test_ema_decay_follows_the_half_life_in_images():
   np.testing.assert_allclose(ema_decay(step(10**6), 32, 10_000.0, 0.05),
                              0.5 ** (32 / 10_000), rtol=1e-6)
   assert float(ema_decay(step(5), 32, 0.0, 0.0)) == 0.0  # half-life 0: EMA = G
+
+
+def test_in_training_evaluation_runs_on_its_checkpoints(tmp_path, monkeypatch):
+  # The metrics themselves are tested in test_metrics.py (and need a trained
+  # probe); here: the loop evaluates the checkpoint it just wrote, every
+  # eval_every steps, and logs the numbers.
+  from jaxgan import metrics  # pylint: disable=g-import-not-at-top
+  calls = []
+
+  def fake_evaluate_run(workdir, step, num_prompts, log):
+    del log
+    assert checkpointing.Checkpointer(workdir, keep=3).latest_step() == step
+    calls.append((step, num_prompts))
+    return {"align/train/all_correct": 0.25, "align/holdout/all_correct": 0.125,
+            "step": step}
+
+  monkeypatch.setattr(metrics, "evaluate_run", fake_evaluate_run)
+  train_and_evaluate(_config(num_steps=20, eval_every=10, eval_prompts=7),
+                     str(tmp_path / "run"))
+  assert calls == [(10, 7), (20, 7)]
+  with pytest.raises(ValueError, match="eval_every"):
+    train_and_evaluate(_config(eval_every=15), str(tmp_path / "other"))

@@ -139,6 +139,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if step % config.checkpoint_every == 0 or step == config.num_steps:
           checkpointer.save(step, state, iterator)
           last_saved = step
+          if config.eval_every and step % config.eval_every == 0:
+            checkpointer.wait_until_finished()
+            _evaluate(workdir, step, config, monitor)
         if stop.signal_name is not None:
           if last_saved != step:
             checkpointer.save(step, state, iterator)
@@ -151,6 +154,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   return {"step": step, "metrics": metrics,
           "images_per_second": monitor.images_per_second,
           "stopped_by": stop.signal_name}
+
+
+def _evaluate(workdir: str, step: int, config, monitor: Monitor) -> None:
+  """Runs evaluate.py's metrics on the checkpoint just written; logs them."""
+  if jax.process_count() > 1:
+    monitor.info("eval_every: in-training evaluation runs on single-host runs only; "
+                 "run evaluate.py on the checkpoints instead.")
+    return
+  from jaxgan import metrics  # pylint: disable=g-import-not-at-top
+  result = metrics.evaluate_run(workdir, step=step, num_prompts=config.eval_prompts,
+                                log=monitor.info)
+  monitor.scalars({f"eval/{k}": v for k, v in result.items()
+                   if isinstance(v, float) and math.isfinite(v)}, step)
+  monitor.info(f"step {step} evaluation: all correct {result['align/train/all_correct']:.3f} "
+               f"(train), {result['align/holdout/all_correct']:.3f} (holdout)")
 
 
 class _SampleGrid:

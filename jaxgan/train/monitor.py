@@ -63,6 +63,11 @@ class Monitor:
       else:
         log.info(message)
 
+  def scalars(self, values: Mapping[str, float], step: int) -> None:
+    if self._is_chief:
+      for name, value in values.items():
+        self._writer.add_scalar(name, value, step)
+
   def images(self, tag: str, grid: np.ndarray, step: int) -> None:
     if self._is_chief:
       self._writer.add_image(tag, grid, step, dataformats="HWC")

@@ -24,6 +24,8 @@ class GanModels:
     text_trainable: the text encoder learns with D (bow, transformer) or is frozen.
     generator_has_state: G keeps non-param collections (batch norm statistics).
     z_dim: noise size.
+    sentence_scale: factor applied to sentence embeddings before G and D see
+      them (see :func:`jaxgan.run.build_gan`).
   """
 
   generator: nn.Module
@@ -32,10 +34,12 @@ class GanModels:
   text_trainable: bool
   generator_has_state: bool
   z_dim: int
+  sentence_scale: float = 1.0
 
   def encode_text(self, text_params, ids, mask) -> jax.Array:
-    """Sentence embeddings [B, D] in float32."""
-    return self.text_encoder.apply({"params": text_params}, ids, mask).sentence
+    """Sentence embeddings [B, D] in float32, as the GAN is conditioned on them."""
+    sentence = self.text_encoder.apply({"params": text_params}, ids, mask).sentence
+    return sentence * self.sentence_scale
 
   def generate(self, params, state, z, sentence, *, train: bool):
     """Returns (images, new generator state)."""
