@@ -31,6 +31,9 @@ def _parse_flags(argv):
     print(f"train.py: error: unknown config key among {overrides}: {detail}",
           file=sys.stderr)
     sys.exit(2)
+  except flags.Error as error:  # a bad value or an unknown flag
+    print(f"train.py: error: {error}", file=sys.stderr)
+    sys.exit(2)
 
 
 def main(argv):
@@ -42,7 +45,7 @@ def main(argv):
   sharding.maybe_initialize_distributed()
   try:
     summary = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (ValueError, FileNotFoundError, NonFiniteLossError) as error:
+  except (ValueError, OSError, NonFiniteLossError) as error:
     print(f"train.py: error: {error}", file=sys.stderr)
     return 1
   if summary["stopped_by"]:

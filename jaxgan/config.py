@@ -18,7 +18,8 @@ _CHOICES = {
 }
 _POSITIVE_INTS = ("num_steps", "batch_size", "log_every", "checkpoint_every",
                   "keep_checkpoints", "sample_every", "num_sample_prompts",
-                  "data.num_examples", "text.max_length", "model.nf", "model.z_dim")
+                  "data.num_examples", "data.num_threads", "data.prefetch",
+                  "text.max_length", "model.nf", "model.z_dim")
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str):
@@ -44,6 +45,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.eval_every < 0 or config.eval_every % config.checkpoint_every:
     raise ValueError(f"config.eval_every={config.eval_every!r} must be 0 (off) or a "
                      f"multiple of checkpoint_every={config.checkpoint_every}.")
+  if config.eval_every and config.eval_prompts < 2:
+    raise ValueError(f"config.eval_prompts={config.eval_prompts!r} must be at least 2.")
+  if config.num_sample_prompts > config.data.num_examples:
+    raise ValueError(f"config.num_sample_prompts={config.num_sample_prompts} exceeds "
+                     f"data.num_examples={config.data.num_examples}.")
   for key in ("optim.g_lr", "optim.d_lr"):
     if not _get(config, key) > 0:
       raise ValueError(f"config.{key}={_get(config, key)!r} must be > 0.")

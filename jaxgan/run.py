@@ -22,6 +22,9 @@ CONFIG_FILE = "config.json"
 # Keys that change the networks or their inputs: a workdir can only be resumed
 # (or sampled) with the values it was created with.
 _ARCHITECTURE_KEYS = ("image_size", "model", "text", "data.source")
+# Keys that fix the noise and the data order: a run resumed with other values
+# would not continue the run it resumes.
+RESUME_KEYS = ("seed", "batch_size", "data.num_examples", "data.max_objects")
 
 
 def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
@@ -63,9 +66,10 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
 
 
 def check_compatible(saved: ml_collections.ConfigDict,
-                     config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Raises ValueError naming the first architecture key that differs."""
-  for key in _ARCHITECTURE_KEYS:
+                     config: ml_collections.ConfigDict, workdir: str,
+                     keys: tuple[str, ...] = _ARCHITECTURE_KEYS) -> None:
+  """Raises ValueError naming the first of ``keys`` (architecture by default) that differs."""
+  for key in keys:
     old, new = _flatten(key, _lookup(saved, key)), _flatten(key, _lookup(config, key))
     for name in sorted(set(old) | set(new)):
       if old.get(name) != new.get(name):

@@ -128,4 +128,4 @@ def write_interpolation(workdir: str, prompts: Sequence[str], out: str, *,
        "truncation": truncation, "postprocess": chain.to_spec(),
        "workdir": os.path.abspath(workdir)},
       os.path.join(out, "interpolation.json"))
-  return f"wrote {len(frames)} frames (step {pipe.step}) to {out}/"
+  return f"wrote {len(pixels)} frames (step {pipe.step}) to {out}/"

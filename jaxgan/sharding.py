@@ -26,15 +26,21 @@ def maybe_initialize_distributed() -> None:
   variables). On a single machine nothing describes a cluster and we stay local.
   """
   import os  # pylint: disable=g-import-not-at-top
-  multi_host_markers = ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS",
-                        "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS")
-  if any(os.environ.get(name) for name in multi_host_markers):
+  explicit = ("JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES",
+              "MEGASCALE_COORDINATOR_ADDRESS")
+  # A SLURM allocation with one task (sbatch without srun) is a single host.
+  slurm_tasks = int(os.environ.get("SLURM_NTASKS", "1") or 1)
+  if slurm_tasks > 1 or any(os.environ.get(name) for name in explicit):
     jax.distributed.initialize()
 
 
 def make_mesh(devices: list[jax.Device] | None = None) -> Mesh:
   """A 1-D mesh over all devices (of all hosts) on the ``data`` axis."""
-  devices = jax.devices() if devices is None else devices
+  if devices is None:
+    # jax.make_mesh orders devices so each host's are contiguous on the axis.
+    # Auto axis: shardings are propagated by the compiler, not typed.
+    return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
+                         axis_types=(jax.sharding.AxisType.Auto,))
   return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 

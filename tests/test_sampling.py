@@ -239,3 +239,15 @@ def test_sample_main_folder_and_animation(workdir, tmp_path, monkeypatch, capsys
   assert sample_cli.main(["--workdir", workdir, "--prompt", PROMPTS[0], "--step", "3",
                           "--out", str(tmp_path / "x.png")]) == 1
   assert "available steps: 2, 4" in capsys.readouterr().err
+
+
+def test_interpolation_to_a_folder_writes_frames_and_metadata(workdir, tmp_path):
+  from jaxgan import sample_writer  # pylint: disable=g-import-not-at-top
+  folder = str(tmp_path / "frames")
+  summary = sample_writer.write_interpolation(workdir, [PROMPTS[0]], folder, frames=3,
+                                              seed=1, seed_b=2)
+  assert summary.startswith("wrote 3 frames")
+  assert sorted(os.listdir(folder)) == ["frame_000.png", "frame_001.png", "frame_002.png",
+                                        "interpolation.json"]
+  with open(os.path.join(folder, "interpolation.json")) as f:
+    assert json.load(f)["frames"] == 3

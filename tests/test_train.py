@@ -130,6 +130,12 @@ def test_cli_config_typo_is_one_clear_line(tmp_path):
   assert 'Did you mean "num_steps"' in result.stderr
   assert "Traceback" not in result.stderr
   assert not os.path.exists(tmp_path / "run")
+  result = subprocess.run(
+      [sys.executable, "train.py", "--config", "configs/tiny.py",
+       "--workdir", str(tmp_path / "run"), "--config.batch_size=abc"],
+      cwd=root, capture_output=True, text=True, timeout=120, check=False)
+  assert result.returncode == 2 and "batch_size" in result.stderr
+  assert "Traceback" not in result.stderr
 
 
 def test_ema_decay_follows_the_half_life_in_images():
@@ -167,3 +173,12 @@ def test_in_training_evaluation_runs_on_its_checkpoints(tmp_path, monkeypatch):
   assert calls == [(10, 7), (20, 7)]
   with pytest.raises(ValueError, match="eval_every"):
     train_and_evaluate(_config(eval_every=15), str(tmp_path / "other"))
+
+
+def test_resuming_with_another_seed_or_batch_size_fails_clearly(tmp_path):
+  workdir = str(tmp_path / "run")
+  train_and_evaluate(_config(num_steps=1, checkpoint_every=1, sample_every=1), workdir)
+  with pytest.raises(ValueError, match="seed=0"):
+    train_and_evaluate(_config(num_steps=2, seed=1), workdir)
+  with pytest.raises(ValueError, match="batch_size=8"):
+    train_and_evaluate(_config(num_steps=2, batch_size=16), workdir)

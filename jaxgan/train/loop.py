@@ -10,6 +10,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 
@@ -38,6 +39,16 @@ class _StopRequest:
     del frame
     self.signal_name = signal.Signals(signum).name
 
+  def requested(self) -> bool:
+    """Whether any host was asked to stop: all hosts must stop at the same step,
+    or the ones still stepping would wait forever for the others."""
+    if jax.process_count() == 1:
+      return self.signal_name is not None
+    flags = multihost_utils.process_allgather(np.int32(self.signal_name is not None))
+    if np.any(flags) and self.signal_name is None:
+      self.signal_name = "SIGTERM (another host)"
+    return bool(np.any(flags))
+
   @contextlib.contextmanager
   def installed(self):
     previous = {}
@@ -54,11 +65,13 @@ class _StopRequest:
 
 
 def _check_finite(step: int, metrics: dict[str, float]) -> None:
-  for name in ("d_loss", "g_loss"):
+  # The losses come from the parameters before the update, the norms from
+  # those after it: both are checked so a checkpoint never holds NaN.
+  for name in ("d_loss", "g_loss", "d_param_norm", "g_param_norm"):
     if not math.isfinite(metrics[name]):
-      network = "discriminator" if name == "d_loss" else "generator"
+      network = "discriminator" if name.startswith("d_") else "generator"
       raise NonFiniteLossError(
-          f"The {network} loss ({name}) is {metrics[name]} at step {step}. The run "
+          f"The {network} loss or parameters ({name}) is {metrics[name]} at step {step}. The run "
           f"stopped; the last good checkpoint is kept. Lower the learning rate or "
           f"raise loss.ma_gp_weight, then resume.")
 
@@ -81,7 +94,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   sharding.check_batch_size(config.batch_size, mesh)
   workdir = os.path.abspath(workdir)
   if os.path.exists(os.path.join(workdir, run_lib.CONFIG_FILE)):
-    run_lib.check_compatible(run_lib.load_config(workdir), config, workdir)
+    saved = run_lib.load_config(workdir)
+    run_lib.check_compatible(saved, config, workdir)
+    if checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints).latest_step():
+      run_lib.check_compatible(saved, config, workdir, keys=run_lib.RESUME_KEYS)
   run_lib.save_config(workdir, config)
 
   source = data.build_source(config, split="train")
@@ -142,7 +158,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           if config.eval_every and step % config.eval_every == 0:
             checkpointer.wait_until_finished()
             _evaluate(workdir, step, config, monitor)
-        if stop.signal_name is not None:
+        if stop.requested():
           if last_saved != step:
             checkpointer.save(step, state, iterator)
             last_saved = step

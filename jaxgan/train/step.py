@@ -92,8 +92,9 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
       # pairs that make D (and so G) care whether the image fits the text.
       mismatched = jnp.roll(sentence, 1, axis=0)
       z = jax.random.normal(d_noise_key, (batch_size, models.z_dim), jnp.float32)
-      fake, g_state = models.generate(state.generator, state.generator_state, z,
-                                      jax.lax.stop_gradient(sentence), train=True)
+      # Batch statistics (MLP G) are updated once per step, in the G pass.
+      fake, _ = models.generate(state.generator, state.generator_state, z,
+                                jax.lax.stop_gradient(sentence), train=True)
       fake = jax.lax.stop_gradient(fake)
       real_features = models.d_features(d_params, real)
       real_logits = models.d_logits(d_params, real_features, sentence)
@@ -117,10 +118,10 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         metrics["d_ma_gp"] = penalty
         total = total + penalty
       metrics["d_loss"] = total
-      return total, (metrics, g_state)
+      return total, metrics
 
     d_params = d_trainable_params(models, state)
-    (_, (d_metrics, g_state)), d_grads = jax.value_and_grad(
+    (_, d_metrics), d_grads = jax.value_and_grad(
         d_objective, has_aux=True)(d_params)
     d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, d_params)
     d_params = optax.apply_updates(d_params, d_updates)
@@ -131,7 +132,8 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
 
     def g_objective(g_params):
       z = jax.random.normal(g_noise_key, (batch_size, models.z_dim), jnp.float32)
-      fake, new_g_state = models.generate(g_params, g_state, z, sentence, train=True)
+      fake, new_g_state = models.generate(g_params, state.generator_state, z, sentence,
+                                          train=True)
       logits = models.d_logits(d_params["discriminator"],
                                models.d_features(d_params["discriminator"], fake),
                                sentence)
