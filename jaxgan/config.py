@@ -22,7 +22,8 @@ _POSITIVE_INTS = ("num_steps", "batch_size", "log_every", "checkpoint_every",
                   "text.max_length", "model.nf", "model.z_dim")
 
 
-def _get(config: ml_collections.ConfigDict, dotted: str):
+def lookup(config: ml_collections.ConfigDict, dotted: str):
+  """``config["a"]["b"]`` for ``"a.b"``."""
   value = config
   for part in dotted.split("."):
     value = value[part]
@@ -32,11 +33,11 @@ def _get(config: ml_collections.ConfigDict, dotted: str):
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the first bad key and what it accepts."""
   for key, choices in _CHOICES.items():
-    value = _get(config, key)
+    value = lookup(config, key)
     if value not in choices:
       raise ValueError(f"config.{key}={value!r} is not one of {choices}.")
   for key in _POSITIVE_INTS:
-    value = _get(config, key)
+    value = lookup(config, key)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
       raise ValueError(f"config.{key}={value!r} must be a positive integer.")
   size = config.image_size
@@ -51,10 +52,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.num_sample_prompts={config.num_sample_prompts} exceeds "
                      f"data.num_examples={config.data.num_examples}.")
   for key in ("optim.g_lr", "optim.d_lr"):
-    if not _get(config, key) > 0:
-      raise ValueError(f"config.{key}={_get(config, key)!r} must be > 0.")
+    if not lookup(config, key) > 0:
+      raise ValueError(f"config.{key}={lookup(config, key)!r} must be > 0.")
   for key in ("optim.ema_halflife_kimg", "optim.ema_rampup"):
-    if not _get(config, key) >= 0:
-      raise ValueError(f"config.{key}={_get(config, key)!r} must be >= 0.")
+    if not lookup(config, key) >= 0:
+      raise ValueError(f"config.{key}={lookup(config, key)!r} must be >= 0.")
   if config.loss.ma_gp_weight < 0:
     raise ValueError(f"config.loss.ma_gp_weight={config.loss.ma_gp_weight!r} must be >= 0.")

@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import ml_collections
 
+from jaxgan import config as config_lib
 from jaxgan import models as gan_models
 from jaxgan import text
 from jaxgan.train.state import GanModels
@@ -50,9 +51,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def _lookup(config, dotted: str) -> Any:
-  value = config
-  for part in dotted.split("."):
-    value = value[part]
+  value = config_lib.lookup(config, dotted)
   return value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
 
 

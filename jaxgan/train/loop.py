@@ -93,10 +93,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   mesh = sharding.make_mesh(devices)
   sharding.check_batch_size(config.batch_size, mesh)
   workdir = os.path.abspath(workdir)
+  checkpointer = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
+  start_step = checkpointer.latest_step()
   if os.path.exists(os.path.join(workdir, run_lib.CONFIG_FILE)):
     saved = run_lib.load_config(workdir)
     run_lib.check_compatible(saved, config, workdir)
-    if checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints).latest_step():
+    if start_step is not None:
       run_lib.check_compatible(saved, config, workdir, keys=run_lib.RESUME_KEYS)
   run_lib.save_config(workdir, config)
 
@@ -117,8 +119,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                               seed=config.seed, num_threads=config.data.num_threads,
                               prefetch=config.data.prefetch)
   iterator = iter(dataset)
-  checkpointer = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
-  start_step = checkpointer.latest_step()
   if start_step is None:
     state = init_fn(init_key, frozen_text)
     start_step = 0
