@@ -37,8 +37,9 @@ def _random_pipeline(config) -> sampling.Pipeline:
       jax.random.key(config.seed), frozen)
   params = {"generator_ema": state.generator_ema,
             "generator_state": state.generator_state,
-            "text_encoder": state.text_encoder if frozen is None else frozen,
-            "discriminator": state.discriminator}
+            "text_encoder": state.text_encoder,
+            "discriminator": state.discriminator,
+            "frozen_text": frozen}
   return sampling.Pipeline(config, tokenizer, models, params), source
 
 

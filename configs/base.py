@@ -44,6 +44,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.text.mlp_dim = 256
   config.text.min_count = 1
   config.text.model_dir = ""    # minilm: "" means the installed package's copy
+  # minilm: a learned Transformer head on its frozen token states, trained with
+  # D (MiniLM's pooled sentence hardly encodes positions; see text/adapter.py).
+  # Width: embed_dim, num_heads, mlp_dim above. Learned encoders ignore it.
+  config.text.adapter = True
+  config.text.adapter_layers = 1
   config.text.dtype = "float32"
   config.text.param_dtype = "float32"
 

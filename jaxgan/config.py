@@ -57,5 +57,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("optim.ema_halflife_kimg", "optim.ema_rampup"):
     if not lookup(config, key) >= 0:
       raise ValueError(f"config.{key}={lookup(config, key)!r} must be >= 0.")
+  layers = config.text.get("adapter_layers", 1)
+  if not isinstance(layers, int) or isinstance(layers, bool) or layers < 0:
+    raise ValueError(f"config.text.adapter_layers={layers!r} must be an integer >= 0.")
+  if config.text.embed_dim % config.text.num_heads:
+    raise ValueError(f"config.text.embed_dim={config.text.embed_dim} must be divisible "
+                     f"by text.num_heads={config.text.num_heads}.")
   if config.loss.ma_gp_weight < 0:
     raise ValueError(f"config.loss.ma_gp_weight={config.loss.ma_gp_weight!r} must be >= 0.")

@@ -96,11 +96,12 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer) -> tuple[GanModels, 
       config.model.arch, image_size=config.image_size, nf=config.model.nf,
       dtype=config.model.dtype, param_dtype=config.model.param_dtype)
   text_encoder = text.build_encoder(config.text, tokenizer)
+  adapter = text.build_adapter(config.text)
   pretrained_params = None
   sentence_scale = 1.0
   if not text.is_trainable(config.text):
     pretrained_params = text.load_pretrained_params(config.text)
-    if getattr(text_encoder, "normalize", False):
+    if adapter is None and getattr(text_encoder, "normalize", False):
       # A unit-norm embedding of D entries has entries of about 1/sqrt(D) (0.05
       # for MiniLM), twenty times smaller than the noise's next to it in G's
       # condition and than D's features in its head: the GAN would all but
@@ -109,7 +110,7 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer) -> tuple[GanModels, 
       sentence_scale = math.sqrt(text_encoder.config.hidden_size)
   models = GanModels(
       generator=generator, discriminator=discriminator, text_encoder=text_encoder,
-      text_trainable=text.is_trainable(config.text),
+      text_frozen=not text.is_trainable(config.text), text_adapter=adapter,
       generator_has_state=gan_models.uses_batch_stats(config.model.arch),
       z_dim=config.model.z_dim, sentence_scale=sentence_scale)
   return models, pretrained_params

@@ -134,8 +134,10 @@ class Pipeline:
     config: the run's config (from ``config.json``).
     tokenizer: the run's tokenizer.
     models: the modules (``.generator``, ``.discriminator``, ``.text_encoder``).
-    params: ``generator_ema``, ``generator_state``, ``text_encoder`` (the
-      pretrained weights for a frozen encoder) and ``discriminator``.
+    params: ``generator_ema``, ``generator_state``, ``text_encoder`` (a learned
+      encoder's or a frozen one's adapter's params; empty for neither),
+      ``discriminator`` and ``frozen_text`` (a frozen encoder's pretrained
+      weights; None for a learned encoder).
     step: the training step of the checkpoint (None for fresh params).
     devices: the devices arrays live on; batches are split over them.
   """
@@ -164,17 +166,17 @@ class Pipeline:
     self.params = jax.device_put(dict(params), self._replicated)
     z_dim = models.z_dim
 
-    def encode(text_params, ids, mask):
-      return models.encode_text(text_params, ids, mask)
+    def encode(text_params, frozen_text, ids, mask):
+      return models.encode_text(text_params, ids, mask, frozen_text)
 
     def synthesize(g_params, g_state, z, sentence):
       images, _ = models.generate(g_params, g_state, z, sentence, train=False)
       return images.astype(jnp.float32)
 
-    def generate(g_params, g_state, text_params, seed, hashes, indices, truncation,
-                 ids, mask):
+    def generate(g_params, g_state, text_params, frozen_text, seed, hashes, indices,
+                 truncation, ids, mask):
       z = _noise(seed, hashes, indices, truncation, z_dim)
-      return synthesize(g_params, g_state, z, encode(text_params, ids, mask))
+      return synthesize(g_params, g_state, z, encode(text_params, frozen_text, ids, mask))
 
     out = self._split
     self._encode = jax.jit(encode, out_shardings=out)
@@ -237,7 +239,8 @@ class Pipeline:
     ids, mask = self.tokenize(prompts)
     rows = len(ids)
     ids, mask = self._pad_rows(ids), self._pad_rows(mask)
-    sentence = self._encode(self.params["text_encoder"], *self._put(ids, mask))
+    sentence = self._encode(self.params["text_encoder"], self.params["frozen_text"],
+                            *self._put(ids, mask))
     return np.asarray(jax.device_get(sentence))[:rows]
 
   # --- Generation --------------------------------------------------------------
@@ -315,7 +318,8 @@ class Pipeline:
       batch = [self._pad_rows(x[start:stop], chunk) for x in (hashes, indices, ids, mask)]
       hashes_b, indices_b, ids_b, mask_b = self._put(*batch)
       images = self._generate(self.params["generator_ema"], self.params["generator_state"],
-                              self.params["text_encoder"], np.uint32(seed), hashes_b,
+                              self.params["text_encoder"], self.params["frozen_text"],
+                              np.uint32(seed), hashes_b,
                               indices_b, np.float32(truncation), ids_b, mask_b)
       outputs.append(np.asarray(jax.device_get(images))[:stop - start])
     return np.concatenate(outputs)
@@ -483,8 +487,9 @@ def load_pipeline(workdir: str, step: int | None = None,
   abstract = jax.eval_shape(
       lambda key, text: init_state(models, config, key, frozen_text=text),
       jax.random.key(0), pretrained_text)
-  # A frozen encoder's params come from its package, and the checkpoint holds
-  # an empty tree for it: compared (so a swapped encoder is caught), not read.
+  # A frozen encoder's params come from its package, not the checkpoint; its
+  # ``text_encoder`` entry (empty without an adapter) is compared, so a swapped
+  # encoder is caught, and read only when it holds an adapter.
   compared = {k: getattr(abstract, k) for k in RESTORED_KEYS}
   keys = [k for k in RESTORED_KEYS if k != "text_encoder" or models.text_trainable]
   expected = {k: compared[k] for k in keys}
@@ -508,8 +513,6 @@ def load_pipeline(workdir: str, step: int | None = None,
   finally:
     manager.close()
 
-  params = {k: restored[k] for k in keys}
-  if not models.text_trainable:
-    params["text_encoder"] = pretrained_text
-  params = {k: params[k] for k in RESTORED_KEYS}
+  params = {k: restored[k] if k in keys else compared[k] for k in RESTORED_KEYS}
+  params["frozen_text"] = pretrained_text
   return Pipeline(config, tokenizer, models, params, step=step, devices=devices)

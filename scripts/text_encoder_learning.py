@@ -1,9 +1,9 @@
-"""Shows whether a run's learned text encoder learned: paraphrase separation before and after.
+"""Shows whether a run's learned text encoder (or adapter) learned: paraphrase separation.
 
     python scripts/text_encoder_learning.py --workdir runs/NAME [--num 500]
 
-Compares the trained encoder of the run's latest checkpoint with the same
-encoder at initialisation (same seed), on captions of ``shapes`` images the run
+Compares the trained encoder (or the adapter on a frozen encoder) of the run's
+latest checkpoint with the same at initialisation (same seed), on captions of ``shapes`` images the run
 used (see jaxgan/text/diagnostics.py for the measure).
 """
 
@@ -25,21 +25,22 @@ def main():
   args = parser.parse_args()
 
   config = run_lib.load_config(args.workdir)
-  if not text.is_trainable(config.text):
-    raise SystemExit(f"{args.workdir} uses the frozen {config.text.encoder!r} encoder.")
   tokenizer = text.load_tokenizer(args.workdir)
-  models, _ = run_lib.build_gan(config, tokenizer)
+  models, frozen = run_lib.build_gan(config, tokenizer)
+  if not models.text_trainable:
+    raise SystemExit(f"{args.workdir} uses the frozen {config.text.encoder!r} encoder "
+                     f"without adapter: nothing was learned.")
   source = data.build_source(config)
   captions = [source.captions(i) for i in range(args.num)]
 
   init_key = jax.random.split(jax.random.key(config.seed), 3)[0]
-  initial = init_state(models, config, init_key).text_encoder
+  initial = init_state(models, config, init_key, frozen_text=frozen).text_encoder
   manager = ocp.CheckpointManager(checkpointing.checkpoint_dir(args.workdir))
   step = manager.latest_step()
   restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
   trained = restored["state"]["text_encoder"]
 
-  encode = jax.jit(models.encode_text)
+  encode = jax.jit(lambda p, ids, mask: models.encode_text(p, ids, mask, frozen))
   for name, params in (("initialisation", initial), (f"step {step}", trained)):
     result = paraphrase_separation(
         lambda texts, p=params: encode(p, *tokenizer.encode(list(texts))), captions)

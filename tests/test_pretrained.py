@@ -8,6 +8,7 @@ separate environment); this test itself needs no PyTorch.
 import json
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -210,11 +211,78 @@ def test_gan_sees_minilm_embeddings_with_unit_variance_entries():
   from jaxgan import run as run_lib, text  # pylint: disable=g-import-not-at-top
   config = base.get_config()
   assert config.text.encoder == "minilm"
+  config.text.adapter = False
   tokenizer = text.build_tokenizer(config.text, [])
   models, params = run_lib.build_gan(config, tokenizer)
   ids, mask = tokenizer.encode(["a large red circle in the center on a black background",
                                 "two small stars"])
-  sentence = np.asarray(models.encode_text(params, ids, mask))
+  sentence = np.asarray(models.encode_text({}, ids, mask, params))
   # Unit-norm MiniLM vectors scaled by sqrt(384): norm sqrt(384), entries ~ 1.
   np.testing.assert_allclose(np.linalg.norm(sentence, axis=-1), np.sqrt(384), rtol=1e-4)
   assert 0.5 < float(np.std(sentence)) < 2.0
+
+
+def test_adapter_reads_token_states_and_gives_unit_scale_sentences():
+  from configs import base  # pylint: disable=g-import-not-at-top
+  from jaxgan import run as run_lib, text  # pylint: disable=g-import-not-at-top
+  config = base.get_config()
+  assert config.text.adapter
+  tokenizer = text.build_tokenizer(config.text, [])
+  models, frozen = run_lib.build_gan(config, tokenizer)
+  assert models.text_frozen and models.text_trainable
+  ids, mask = tokenizer.encode(["a large red circle in the top left on a black background",
+                                "a large red circle in the bottom right on a black background"])
+  params = models.init_text(jax.random.key(0), ids, mask, frozen)
+  # Only the adapter is trainable: none of MiniLM's weights are in its params.
+  assert {"input", "block_0", "project"} <= set(params)
+  assert "embeddings" not in params
+  sentence = np.asarray(models.encode_text(params, ids, mask, frozen))
+  assert sentence.shape == (2, config.text.embed_dim)
+  assert np.all(np.isfinite(sentence))
+  np.testing.assert_allclose(sentence.std(axis=-1), 1.0, rtol=1e-2)
+  # The two captions differ in one position word; the adapter sees it.
+  assert np.abs(sentence[0] - sentence[1]).max() > 1e-3
+
+  # Gradients reach the adapter; the frozen encoder is cut off.
+  def loss(p, f):
+    return jnp.sum(models.encode_text(p, ids, mask, f)[:, :8] ** 2)
+  g_adapter, g_frozen = jax.grad(loss, argnums=(0, 1))(params, frozen)
+  assert max(float(jnp.abs(x).max()) for x in jax.tree.leaves(g_adapter)) > 0
+  assert all(float(jnp.abs(x).max()) == 0 for x in jax.tree.leaves(g_frozen))
+
+
+def test_minilm_adapter_run_trains_it_checkpoints_it_and_samples(tmp_path):
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from jaxgan import run as run_lib, sampling, text  # pylint: disable=g-import-not-at-top
+  from jaxgan.train import checkpointing, train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from jaxgan.train.state import init_state  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  config.text.encoder = "minilm"
+  config.text.adapter = True
+  config.num_steps = 2
+  config.checkpoint_every = 2
+  config.sample_every = 2
+  workdir = str(tmp_path / "run")
+  train_and_evaluate(config, workdir)
+
+  manager = ocp.CheckpointManager(checkpointing.checkpoint_dir(workdir))
+  saved = manager.restore(2, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore()))["state"]["text_encoder"]
+  manager.close()
+  models, frozen = run_lib.build_gan(config, text.load_tokenizer(workdir))
+  init_key = jax.random.split(jax.random.key(config.seed), 3)[0]
+  initial = init_state(models, config, init_key, frozen_text=frozen).text_encoder
+  # The checkpoint holds the adapter (MiniLM's 22M weights stay out) and D's
+  # optimizer moved it.
+  assert jax.tree.structure(saved) == jax.tree.structure(initial)
+  moved = [float(np.abs(np.asarray(a) - np.asarray(b)).max())
+           for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(initial))]
+  assert max(moved) > 0
+
+  pipe = sampling.load_pipeline(workdir, devices=jax.devices()[:1])
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+               pipe.params["text_encoder"], saved)
+  images = pipe.generate(["a red circle in the top left"], num_per_prompt=2)
+  assert images.shape == (2, config.image_size, config.image_size, 3)
+  assert np.all(np.isfinite(images))

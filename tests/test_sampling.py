@@ -68,7 +68,7 @@ def test_restores_only_what_sampling_needs(workdir, monkeypatch):
   monkeypatch.setattr(type_handlers.ArrayHandler, "deserialize", spy)
   loaded = sampling.load_pipeline(workdir, devices=jax.devices()[:1])
   assert loaded.step == 4
-  assert sorted(loaded.params) == sorted(sampling.RESTORED_KEYS)
+  assert sorted(loaded.params) == sorted(sampling.RESTORED_KEYS + ("frozen_text",))
   # The optimizer states (and the raw generator, the step) were never read.
   assert read and {name.split(".")[0] for name in read} == {
       "generator_ema", "discriminator", "text_encoder"}

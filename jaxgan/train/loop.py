@@ -211,9 +211,9 @@ class _SampleGrid:
         f.write("\n".join(self._prompts) + "\n")
 
   def write(self, state, step: int, monitor: Monitor) -> None:
-    text_params = state.text_encoder if self._frozen_text is None else self._frozen_text
     images = self._generate(state.generator_ema, state.generator_state,
-                            text_params, self._z, self._ids, self._mask)
+                            state.text_encoder, self._frozen_text, self._z, self._ids,
+                            self._mask)
     grid = image_utils.make_grid(image_utils.to_uint8(np.asarray(jax.device_get(images))))
     if self._is_chief:
       image_utils.save_image(grid, os.path.join(self._directory, f"step_{step:07d}.png"))

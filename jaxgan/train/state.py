@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from jaxgan.text.base import TextEncoding
+
 
 @dataclasses.dataclass(frozen=True)
 class GanModels:
@@ -21,25 +23,74 @@ class GanModels:
     generator: G(z, sentence) -> image in [-1, 1].
     discriminator: D with ``features(image)`` and ``logits(features, sentence)``.
     text_encoder: (ids, mask) -> TextEncoding.
-    text_trainable: the text encoder learns with D (bow, transformer) or is frozen.
+    text_frozen: the text encoder is pretrained and frozen (its params live
+      outside the state) rather than learned with D (bow, transformer).
     generator_has_state: G keeps non-param collections (batch norm statistics).
     z_dim: noise size.
-    sentence_scale: factor applied to sentence embeddings before G and D see
-      them (see :func:`jaxgan.run.build_gan`).
+    sentence_scale: factor applied to the sentence embeddings of a frozen
+      encoder without adapter (see :func:`jaxgan.run.build_gan`).
+    text_adapter: a learned head on the frozen encoder's token states
+      (:class:`jaxgan.text.TokenAdapter`), trained with D; None for none.
   """
 
   generator: nn.Module
   discriminator: nn.Module
   text_encoder: nn.Module
-  text_trainable: bool
+  text_frozen: bool
   generator_has_state: bool
   z_dim: int
   sentence_scale: float = 1.0
+  text_adapter: nn.Module | None = None
 
-  def encode_text(self, text_params, ids, mask) -> jax.Array:
-    """Sentence embeddings [B, D] in float32, as the GAN is conditioned on them."""
-    sentence = self.text_encoder.apply({"params": text_params}, ids, mask).sentence
-    return sentence * self.sentence_scale
+  @property
+  def text_trainable(self) -> bool:
+    """Whether the state holds text params that D's optimizer trains."""
+    return not self.text_frozen or self.text_adapter is not None
+
+  def encode_frozen(self, frozen_text, ids, mask) -> TextEncoding | None:
+    """The frozen encoder's output (no gradient), or None for a learned one."""
+    if not self.text_frozen:
+      return None
+    if frozen_text is None:
+      raise ValueError("a frozen text encoder needs its pretrained params (frozen_text)")
+    # No gradient reaches pretrained weights; cutting it here also skips
+    # their backward pass.
+    return jax.lax.stop_gradient(
+        self.text_encoder.apply({"params": frozen_text}, ids, mask))
+
+  def condition(self, text_params, ids, mask,
+                frozen_encoding: TextEncoding | None) -> jax.Array:
+    """Sentence embeddings [B, D] float32 from :meth:`encode_frozen`'s output.
+
+    Args:
+      text_params: the state's text params: a learned encoder's, or the
+        adapter's on a frozen encoder (anything, e.g. ``{}``, for neither).
+      ids: [B, L] token ids.
+      mask: [B, L] bool.
+      frozen_encoding: :meth:`encode_frozen` of the same ids and mask.
+    """
+    if frozen_encoding is None:
+      return self.text_encoder.apply({"params": text_params}, ids, mask).sentence
+    if self.text_adapter is not None:
+      return self.text_adapter.apply({"params": text_params}, frozen_encoding).sentence
+    return frozen_encoding.sentence * self.sentence_scale
+
+  def encode_text(self, text_params, ids, mask, frozen_text=None) -> jax.Array:
+    """Sentence embeddings [B, D] in float32, as the GAN is conditioned on them.
+
+    ``frozen_text`` is a frozen encoder's params (None for a learned encoder);
+    see :meth:`condition` for the rest.
+    """
+    return self.condition(text_params, ids, mask,
+                          self.encode_frozen(frozen_text, ids, mask))
+
+  def init_text(self, key: jax.Array, ids, mask, frozen_text=None) -> Any:
+    """Fresh trainable text params: the learned encoder's, the adapter's, or {}."""
+    if not self.text_frozen:
+      return self.text_encoder.init(key, ids, mask)["params"]
+    if self.text_adapter is None:
+      return {}
+    return self.text_adapter.init(key, self.encode_frozen(frozen_text, ids, mask))["params"]
 
   def generate(self, params, state, z, sentence, *, train: bool):
     """Returns (images, new generator state)."""
@@ -67,7 +118,8 @@ class TrainState:
   A learned text encoder is trained by the discriminator's optimizer (its
   signal is D's matching-aware loss). A pretrained encoder is frozen: its
   params live outside the state (no gradients, no optimizer state, not in
-  checkpoints) and ``text_encoder`` is empty.
+  checkpoints) and ``text_encoder`` holds its adapter's params, or is empty
+  when it has none.
   """
 
   step: jax.Array
@@ -105,7 +157,8 @@ def init_state(models: GanModels, config: ml_collections.ConfigDict, key: jax.Ar
     config: the run config.
     key: the init key (derived from ``config.seed``).
     frozen_text: a pretrained text encoder's params (kept out of the state);
-      None for a learned encoder, which is initialised here.
+      None for a learned encoder. The learned encoder or the adapter is
+      initialised here.
 
   Returns:
     A fresh :class:`TrainState` at step 0.
@@ -114,12 +167,8 @@ def init_state(models: GanModels, config: ml_collections.ConfigDict, key: jax.Ar
   length = config.text.max_length
   ids = jnp.zeros((2, length), jnp.int32)
   mask = jnp.ones((2, length), bool)
-  if models.text_trainable:
-    text_params = models.text_encoder.init(t_key, ids, mask)["params"]
-    sentence = models.encode_text(text_params, ids, mask)
-  else:
-    text_params = {}
-    sentence = models.encode_text(frozen_text, ids, mask)
+  text_params = models.init_text(t_key, ids, mask, frozen_text)
+  sentence = models.encode_text(text_params, ids, mask, frozen_text)
   z = jnp.zeros((2, models.z_dim), jnp.float32)
   size = config.image_size
   images = jnp.zeros((2, size, size, 3), jnp.float32)

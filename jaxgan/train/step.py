@@ -79,10 +79,11 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
     ids, mask = batch["ids"], batch["mask"]
     batch_size = real.shape[0]
 
+    # A frozen encoder runs once per step; D's and G's passes share it.
+    frozen_encoding = models.encode_frozen(frozen_text, ids, mask)
+
     def encode(trainable_text):
-      if models.text_trainable:
-        return models.encode_text(trainable_text, ids, mask)
-      return jax.lax.stop_gradient(models.encode_text(frozen_text, ids, mask))
+      return models.condition(trainable_text, ids, mask, frozen_encoding)
 
     # --- Discriminator (and learned text encoder) update. -------------------
     def d_objective(trainable):
@@ -172,10 +173,13 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
 
 
 def make_generate_fn(models: GanModels) -> Callable[..., jax.Array]:
-  """``generate(ema_params, g_state, text_params, z, ids, mask) -> images`` in [-1, 1]."""
+  """``generate(ema_params, g_state, text_params, frozen_text, z, ids, mask)``.
 
-  def generate(ema_params, g_state, text_params, z, ids, mask):
-    sentence = models.encode_text(text_params, ids, mask)
+  Returns images in [-1, 1]; ``frozen_text`` is None for a learned encoder.
+  """
+
+  def generate(ema_params, g_state, text_params, frozen_text, z, ids, mask):
+    sentence = models.encode_text(text_params, ids, mask, frozen_text)
     images, _ = models.generate(ema_params, g_state, z, sentence, train=False)
     return images
 
