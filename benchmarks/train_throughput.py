@@ -6,6 +6,8 @@
 Prints img/s of the step (on batches prepared in advance), img/s of the input
 pipeline alone, the first-step compile seconds, peak memory, and the ratio
 against the MLP GAN baseline at the same size and batch measured in the same run.
+With ``--text minilm`` (adapter on, as in ``configs/base.py``) it also measures
+MiniLM without the adapter, for the adapter's cost.
 """
 
 import argparse
@@ -71,6 +73,8 @@ def main():
   parser.add_argument("--nf", type=int, default=32)
   parser.add_argument("--batch_size", type=int, default=32)
   parser.add_argument("--text", default="bow", choices=text.ENCODERS)
+  parser.add_argument("--no_adapter", action="store_true",
+                      help="minilm: condition on its pooled sentence, no learned adapter")
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--no_baseline", action="store_true")
   args = parser.parse_args()
@@ -78,6 +82,7 @@ def main():
   config = base.get_config()
   config.image_size, config.batch_size = args.image_size, args.batch_size
   config.model.nf, config.text.encoder = args.nf, args.text
+  config.text.adapter = args.text == "minilm" and not args.no_adapter
   config.text.max_length = 32 if args.text == "minilm" else config.text.max_length
 
   source = data.build_source(config)
@@ -92,7 +97,8 @@ def main():
 
   print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; "
         f"DF-GAN {args.image_size}x{args.image_size}, nf {args.nf}, batch "
-        f"{args.batch_size}, text encoder {args.text}")
+        f"{args.batch_size}, text encoder {args.text}"
+        f"{' + adapter' if config.text.adapter else ''}")
   print(f"input pipeline alone: {pipeline_img_s:8.1f} img/s")
   result = measure(config, batches, args.steps)
   print(f"train step:           {result['img_s']:8.1f} img/s  ({result['step_ms']:.0f} ms/step)")
@@ -101,6 +107,12 @@ def main():
   print(f"peak host memory:     {_peak_host_mib():8.0f} MiB (RSS)")
   if device_peak is not None:
     print(f"peak device memory:   {device_peak:8.0f} MiB")
+  if config.text.adapter:
+    config.text.adapter = False
+    plain = measure(config, batches, args.steps)
+    config.text.adapter = True
+    print(f"MiniLM, no adapter:   {plain['img_s']:8.1f} img/s  "
+          f"(with / without adapter = {result['img_s'] / plain['img_s']:.3f})")
   if not args.no_baseline:
     config.model.arch, config.loss.kind, config.loss.ma_gp_weight = "mlp", "bce", 0.0
     baseline = measure(config, batches, args.steps)

@@ -60,7 +60,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   layers = config.text.get("adapter_layers", 1)
   if not isinstance(layers, int) or isinstance(layers, bool) or layers < 0:
     raise ValueError(f"config.text.adapter_layers={layers!r} must be an integer >= 0.")
-  if config.text.embed_dim % config.text.num_heads:
+  uses_heads = config.text.encoder == "transformer" or (
+      config.text.encoder == "minilm" and config.text.get("adapter", False))
+  if uses_heads and config.text.embed_dim % config.text.num_heads:
     raise ValueError(f"config.text.embed_dim={config.text.embed_dim} must be divisible "
                      f"by text.num_heads={config.text.num_heads}.")
   if config.loss.ma_gp_weight < 0:

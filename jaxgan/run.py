@@ -64,12 +64,32 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
   return {prefix: value}
 
 
+# Keys added after runs had been saved: a config.json without one ran with
+# this value.
+_ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1}
+
+
+def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
+  """The flattened settings under ``key`` that take effect in this config."""
+  flat = _flatten(key, _lookup(config, key))
+  for name, value in _ADDED_KEYS.items():
+    if name.startswith(key + ".") and name not in flat:
+      flat[name] = value
+  # The adapter only exists on a pretrained encoder (see text.build_adapter).
+  if "text.adapter" in flat and (text.is_trainable(flat["text.encoder"])
+                                 or not flat["text.adapter"]):
+    flat.pop("text.adapter_layers", None)
+    if text.is_trainable(flat["text.encoder"]):
+      flat.pop("text.adapter")
+  return flat
+
+
 def check_compatible(saved: ml_collections.ConfigDict,
                      config: ml_collections.ConfigDict, workdir: str,
                      keys: tuple[str, ...] = _ARCHITECTURE_KEYS) -> None:
   """Raises ValueError naming the first of ``keys`` (architecture by default) that differs."""
   for key in keys:
-    old, new = _flatten(key, _lookup(saved, key)), _flatten(key, _lookup(config, key))
+    old, new = _settings(saved, key), _settings(config, key)
     for name in sorted(set(old) | set(new)):
       if old.get(name) != new.get(name):
         raise ValueError(

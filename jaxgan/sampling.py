@@ -10,7 +10,8 @@ In a notebook::
 
 Only what sampling needs is read from the checkpoint: the EMA generator
 (``generator_ema``), its non-param collections (``generator_state``), a learned
-text encoder (``text_encoder``) and the discriminator (``discriminator``, for
+text encoder or a frozen encoder's adapter (``text_encoder``; a frozen encoder's
+own weights come from its package) and the discriminator (``discriminator``, for
 users who want to score images). The optimizer states, usually the bulk of a
 checkpoint, are never read. Arrays are placed replicated on the devices given
 (all local devices by default), so a run trained on 8 devices samples on 1 and
@@ -163,7 +164,10 @@ class Pipeline:
     self._mesh = Mesh(np.asarray(self.devices), (_AXIS,))
     self._replicated = NamedSharding(self._mesh, P())
     self._split = NamedSharding(self._mesh, P(_AXIS))
-    self.params = jax.device_put(dict(params), self._replicated)
+    params = dict(params)
+    # Pipelines built by hand before frozen encoders had their own entry.
+    params.setdefault("frozen_text", None)
+    self.params = jax.device_put(params, self._replicated)
     z_dim = models.z_dim
 
     def encode(text_params, frozen_text, ids, mask):
@@ -491,7 +495,7 @@ def load_pipeline(workdir: str, step: int | None = None,
   # ``text_encoder`` entry (empty without an adapter) is compared, so a swapped
   # encoder is caught, and read only when it holds an adapter.
   compared = {k: getattr(abstract, k) for k in RESTORED_KEYS}
-  keys = [k for k in RESTORED_KEYS if k != "text_encoder" or models.text_trainable]
+  keys = [k for k in RESTORED_KEYS if k != "text_encoder" or models.has_text_params]
   expected = {k: compared[k] for k in keys}
 
   manager = _checkpoint_manager(workdir)

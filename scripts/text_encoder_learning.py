@@ -1,4 +1,4 @@
-"""Shows whether a run's learned text encoder (or adapter) learned: paraphrase separation.
+"""Whether a run's learned text encoder (or adapter) learned: paraphrase separation.
 
     python scripts/text_encoder_learning.py --workdir runs/NAME [--num 500]
 
@@ -27,7 +27,7 @@ def main():
   config = run_lib.load_config(args.workdir)
   tokenizer = text.load_tokenizer(args.workdir)
   models, frozen = run_lib.build_gan(config, tokenizer)
-  if not models.text_trainable:
+  if not models.has_text_params:
     raise SystemExit(f"{args.workdir} uses the frozen {config.text.encoder!r} encoder "
                      f"without adapter: nothing was learned.")
   source = data.build_source(config)
@@ -40,10 +40,11 @@ def main():
   restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
   trained = restored["state"]["text_encoder"]
 
-  encode = jax.jit(lambda p, ids, mask: models.encode_text(p, ids, mask, frozen))
+  # MiniLM's weights are an argument, not a closure constant baked into the program.
+  encode = jax.jit(lambda p, f, ids, mask: models.encode_text(p, ids, mask, f))
   for name, params in (("initialisation", initial), (f"step {step}", trained)):
     result = paraphrase_separation(
-        lambda texts, p=params: encode(p, *tokenizer.encode(list(texts))), captions)
+        lambda texts, p=params: encode(p, frozen, *tokenizer.encode(list(texts))), captions)
     print(f"{name:>15}: paraphrases {result['same']:.3f}, different images "
           f"{result['different']:.3f}, gap {result['gap']:.3f}")
 

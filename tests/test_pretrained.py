@@ -229,7 +229,7 @@ def test_adapter_reads_token_states_and_gives_unit_scale_sentences():
   assert config.text.adapter
   tokenizer = text.build_tokenizer(config.text, [])
   models, frozen = run_lib.build_gan(config, tokenizer)
-  assert models.text_frozen and models.text_trainable
+  assert models.text_frozen and models.has_text_params
   ids, mask = tokenizer.encode(["a large red circle in the top left on a black background",
                                 "a large red circle in the bottom right on a black background"])
   params = models.init_text(jax.random.key(0), ids, mask, frozen)

