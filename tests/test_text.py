@@ -249,3 +249,25 @@ def test_registry_names_and_errors(tokenizer, tmp_path):
   (tmp_path / "tokenizer.json").write_text('{"kind": "sentencepiece"}')
   with pytest.raises(ValueError, match="sentencepiece"):
     text.load_tokenizer(str(tmp_path))
+
+
+def test_token_adapter_ignores_padding_and_gives_unit_scale_sentences():
+  from jaxgan.text import TokenAdapter  # pylint: disable=g-import-not-at-top
+  from jaxgan.text.base import TextEncoding  # pylint: disable=g-import-not-at-top
+  words = jax.random.normal(jax.random.key(1), (2, 8, 48))
+  mask = jnp.array([[True] * 8, [True] * 3 + [False] * 5])
+  encoding = TextEncoding(sentence=jnp.zeros((2, 48)), words=words, mask=mask)
+  # Other values at the padded positions of the second text.
+  noisy = encoding.replace(words=words.at[1, 3:].set(100.0))
+  for layers in (0, 1):
+    adapter = TokenAdapter(embed_dim=32, out_dim=16, num_layers=layers, num_heads=4,
+                           mlp_dim=64)
+    params = adapter.init(jax.random.key(0), encoding)
+    out = adapter.apply(params, encoding)
+    assert out.sentence.shape == (2, 16) and out.sentence.dtype == jnp.float32
+    np.testing.assert_allclose(out.sentence.std(axis=-1), 1.0, rtol=1e-3)
+    np.testing.assert_allclose(adapter.apply(params, noisy).sentence, out.sentence,
+                               rtol=1e-5, atol=1e-5)
+    assert bool(jnp.all(out.words[1, 3:] == 0))
+  with pytest.raises(ValueError, match="divisible"):
+    TokenAdapter(embed_dim=30, num_heads=4).init(jax.random.key(0), encoding)
