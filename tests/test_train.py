@@ -100,6 +100,18 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, monkeypatch):
   assert checkpointing.Checkpointer(workdir, keep=3).latest_step() == 3
 
 
+def test_resuming_on_another_number_of_hosts_fails_clearly(tmp_path):
+  workdir = str(tmp_path / "run")
+  train_and_evaluate(_config(num_steps=1, checkpoint_every=1, sample_every=1), workdir)
+  data_dir = os.path.join(checkpointing.checkpoint_dir(workdir), "1", "data")
+  assert os.listdir(data_dir) and "process_0-of-1.json" in os.listdir(data_dir)
+  # As if two hosts had written it.
+  os.rename(os.path.join(data_dir, "process_0-of-1.json"),
+            os.path.join(data_dir, "process_0-of-2.json"))
+  with pytest.raises(ValueError, match="written by 2 host"):
+    train_and_evaluate(_config(num_steps=2), workdir)
+
+
 def test_resuming_with_another_architecture_fails_clearly(tmp_path):
   workdir = str(tmp_path / "run")
   train_and_evaluate(_config(num_steps=1, checkpoint_every=1, sample_every=1), workdir)

@@ -10,6 +10,7 @@ replaces the last good checkpoint.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import grain
@@ -53,9 +54,31 @@ class Checkpointer:
     """
     items = {"state": ocp.args.StandardRestore(abstract_state)}
     if data_iterator is not None:
+      self._check_host_count(step)
       items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
     restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     return restored["state"]
+
+  def _check_host_count(self, step: int) -> None:
+    """Raises ValueError if another number of hosts wrote the iterator positions.
+
+    Each host saves its own input position (grain writes
+    ``data/process_<i>-of-<n>.json``); with another host count the data would
+    be split differently, so the run cannot continue where it stopped.
+    """
+    directory = os.path.join(str(self._manager.directory), str(step), "data")
+    counts = set()
+    for name in os.listdir(directory) if os.path.isdir(directory) else ():
+      match = re.fullmatch(r"process_\d+-of-(\d+)\.json", name)
+      if match:
+        counts.add(int(match.group(1)))
+    hosts = jax.process_count()
+    if counts and counts != {hosts}:
+      raise ValueError(
+          f"the checkpoint at step {step} in {str(self._manager.directory)!r} was written "
+          f"by {', '.join(map(str, sorted(counts)))} host(s) and this run has {hosts}: "
+          f"the input pipeline's position is per host. Resume with the same number of "
+          f"hosts, or start a new --workdir.")
 
   def wait_until_finished(self) -> None:
     self._manager.wait_until_finished()
