@@ -75,12 +75,14 @@ def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
   for name, value in _ADDED_KEYS.items():
     if name.startswith(key + ".") and name not in flat:
       flat[name] = value
-  # The adapter only exists on a pretrained encoder (see text.build_adapter).
-  if "text.adapter" in flat and (text.is_trainable(flat["text.encoder"])
-                                 or not flat["text.adapter"]):
-    flat.pop("text.adapter_layers", None)
-    if text.is_trainable(flat["text.encoder"]):
-      flat.pop("text.adapter")
+  if key == "text":
+    # The adapter only exists on a pretrained encoder (see text.build_adapter)
+    # and its depth only matters when it is on.
+    learned = text.is_trainable(flat["text.encoder"])
+    if learned or not flat["text.adapter"]:
+      del flat["text.adapter_layers"]
+    if learned:
+      del flat["text.adapter"]
   return flat
 
 

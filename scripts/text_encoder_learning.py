@@ -3,8 +3,8 @@
     python scripts/text_encoder_learning.py --workdir runs/NAME [--num 500]
 
 Compares the trained encoder (or the adapter on a frozen encoder) of the run's
-latest checkpoint with the same at initialisation (same seed), on captions of ``shapes`` images the run
-used (see jaxgan/text/diagnostics.py for the measure).
+latest checkpoint with the same at initialisation (same seed), on captions of
+``shapes`` images the run used (see jaxgan/text/diagnostics.py for the measure).
 """
 
 import argparse

@@ -14,7 +14,6 @@ sentence, while the frozen encoder keeps its language knowledge.
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from jaxgan.text.base import TextEncoding
