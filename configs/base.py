@@ -29,10 +29,21 @@ def get_config() -> ml_collections.ConfigDict:
   config.image_size = 32
 
   config.data = ml_collections.ConfigDict()
-  config.data.source = "shapes"
-  config.data.num_examples = 100_000
-  config.data.max_objects = 2
-  config.data.num_threads = 2   # grain read threads that render/decode
+  config.data.source = "shapes"  # shapes | imagefolder | cub | coco | arrayrecord | tfds:NAME
+  config.data.path = ""          # the data set's directory (all sources but shapes)
+  # The data's order, caption choice and augmentation (and which shapes are
+  # rendered); unset: the run's seed. Set it to sweep model seeds on fixed data.
+  config.data.seed = ml_collections.config_dict.placeholder(int)
+  config.data.num_examples = 100_000  # shapes only
+  config.data.max_objects = 2         # shapes only
+  config.data.caption_column = "text"  # imagefolder metadata / TFDS feature with the captions
+  # Augmentation of real images: DF-GAN's random crop (load at 76/64 of the size)
+  # and horizontal flips. Rendered shapes take neither: flips would swap left
+  # and right in their captions, crops would move objects between grid cells.
+  config.data.random_crop = True
+  config.data.flip = False
+  config.data.workers = 0       # grain worker processes that decode (0: threads here)
+  config.data.num_threads = 2   # grain read threads (per worker) that render/decode
   config.data.prefetch = 4      # batches prepared ahead of the step
   config.data.vocab_examples = 5000  # captions scanned to build a vocabulary
 

@@ -7,7 +7,6 @@ import math
 import ml_collections
 
 _CHOICES = {
-    "data.source": ("shapes",),
     "text.encoder": ("bow", "transformer", "minilm"),
     "model.arch": ("dfgan", "mlp"),
     "loss.kind": ("hinge", "bce"),
@@ -40,6 +39,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     value = lookup(config, key)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
       raise ValueError(f"config.{key}={value!r} must be a positive integer.")
+  _validate_data(config.data)
   size = config.image_size
   if not (isinstance(size, int) and 16 <= size <= 256 and math.log2(size).is_integer()):
     raise ValueError(f"config.image_size={size!r} must be a power of two from 16 to 256.")
@@ -67,3 +67,24 @@ def validate(config: ml_collections.ConfigDict) -> None:
                      f"by text.num_heads={config.text.num_heads}.")
   if config.loss.ma_gp_weight < 0:
     raise ValueError(f"config.loss.ma_gp_weight={config.loss.ma_gp_weight!r} must be >= 0.")
+
+
+def _validate_data(data: ml_collections.ConfigDict) -> None:
+  """The data section: a known source, a path where one is needed, no flip on shapes."""
+  from jaxgan.data import SOURCES, RENDERED_SOURCES, is_valid_source  # pylint: disable=g-import-not-at-top
+  if not is_valid_source(data.source):
+    raise ValueError(f"config.data.source={data.source!r} is not one of {SOURCES}.")
+  if data.source in RENDERED_SOURCES:
+    if data.get("flip", False):
+      raise ValueError(f"config.data.flip=True is refused for {data.source!r}: its "
+                       f"captions say left and right, which a mirror image swaps.")
+  elif not data.get("path") and not data.source.startswith("tfds:"):
+    raise ValueError(f"config.data.source={data.source!r} reads files: set "
+                     f"--config.data.path=DIR.")
+  workers = data.get("workers", 0)
+  if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+    raise ValueError(f"config.data.workers={workers!r} must be an integer >= 0.")
+  seed = data.get("seed")
+  if seed is not None and (not isinstance(seed, int) or seed < 0):
+    raise ValueError(f"config.data.seed={seed!r} must be a non-negative integer "
+                     f"(or unset: the run's seed).")

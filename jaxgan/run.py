@@ -25,7 +25,7 @@ CONFIG_FILE = "config.json"
 _ARCHITECTURE_KEYS = ("image_size", "model", "text", "data.source")
 # Keys that fix the noise and the data order: a run resumed with other values
 # would not continue the run it resumes.
-RESUME_KEYS = ("seed", "batch_size", "data.num_examples", "data.max_objects")
+RESUME_KEYS = ("seed", "batch_size", "data.seed", "data.num_examples", "data.max_objects")
 
 
 def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
@@ -66,12 +66,17 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
 
 # Keys added after runs had been saved: a config.json without one ran with
 # this value.
-_ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1}
+_ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1, "data.seed": None}
 
 
 def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
   """The flattened settings under ``key`` that take effect in this config."""
-  flat = _flatten(key, _lookup(config, key))
+  try:
+    flat = _flatten(key, _lookup(config, key))
+  except KeyError:
+    if key not in _ADDED_KEYS:
+      raise
+    flat = {key: _ADDED_KEYS[key]}
   for name, value in _ADDED_KEYS.items():
     if name.startswith(key + ".") and name not in flat:
       flat[name] = value

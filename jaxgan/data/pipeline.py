@@ -1,42 +1,82 @@
-"""The grain input pipeline: shard per host, shuffle, pick a caption, tokenize, batch, prefetch.
+"""The grain input pipeline: shard per host, shuffle, decode and augment, tokenize, batch.
 
 Each host reads only its own shard of the source (``process_index::process_count``)
 and produces its *local* part of the global batch; :mod:`jaxgan.sharding` joins
 the local parts into one global array. The iterator is a grain ``DatasetIterator``
 whose state is saved beside the model state in every checkpoint, so a resumed
 run continues with the very next batch.
+
+Encoded images (every source but ``shapes``) are decoded, cropped and resized
+in grain worker processes (``data.workers``); an unreadable image is skipped
+and counted, and a data set with more than 1% of them stops the run with the
+names of the first ones.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterator, Protocol, Sequence
 
+import logging
+
 import grain
 import jax
 import numpy as np
 
+from jaxgan.data import decode
+from jaxgan.data.files import DataError
+
+_log = logging.getLogger("jaxgan")
+
 
 class CaptionedSource(Protocol):
-  """A random-access source of captioned images (``shapes``, ``imagefolder``)."""
+  """A random-access source of captioned images (``shapes``, ``imagefolder``, ...).
+
+  Items are dicts with ``captions`` (list of non-empty str) and either
+  ``image`` (uint8 [H, W, 3], already at the training size: ``shapes``) or
+  ``encoded`` (the bytes of an image file, decoded in the grain workers), with
+  ``name`` (for messages) and optionally ``box`` (a crop, see
+  :mod:`jaxgan.data.decode`).
+  """
 
   def __len__(self) -> int:
     ...
 
   def __getitem__(self, index: int) -> dict[str, Any]:
-    """Returns at least ``image`` (uint8 [H, W, 3]) and ``captions`` (list of str)."""
     ...
 
   def captions(self, index: int) -> list[str]:
     ...
 
 
-class _PickCaption(grain.transforms.RandomMap):
-  """Picks one of the example's phrasings: a new one each time the image comes back."""
+class _Prepare(grain.transforms.RandomMap):
+  """Picks a caption; decodes, crops, resizes and flips an encoded image.
+
+  Every random choice comes from the example's grain RNG, in a fixed order
+  (caption, crop offsets, flip), so the same example at the same place of the
+  data order gives the same input in a resumed run and with any number of
+  workers. An unreadable image becomes an ``unreadable`` marker that
+  :class:`_SkipUnreadable` drops and counts.
+  """
+
+  def __init__(self, image_size: int, random_crop: bool, flip: bool):
+    self._size = image_size
+    self._random_crop = random_crop
+    self._flip = flip
 
   def random_map(self, element, rng: np.random.Generator):
     captions = element["captions"]
-    return {"image": element["image"],
-            "caption": captions[rng.integers(len(captions))]}
+    caption = captions[rng.integers(len(captions))]
+    if "encoded" not in element:  # rendered at the training size (shapes)
+      return {"image": element["image"], "caption": caption}
+    u_top, u_left, u_flip = rng.random(3)
+    try:
+      image = decode.load_rgb(element["encoded"])
+    except decode.BadImageError as error:
+      return {"unreadable": f"{element['name']}: {error}"}
+    image = decode.prepare_image(image, self._size, box=element.get("box"),
+                                 random_crop=self._random_crop, u_top=u_top, u_left=u_left,
+                                 flip=self._flip and u_flip < 0.5)
+    return {"image": image, "caption": caption}
 
 
 class _Tokenize(grain.transforms.Map):
@@ -45,8 +85,70 @@ class _Tokenize(grain.transforms.Map):
     self._tokenizer = tokenizer
 
   def map(self, element):
+    if "unreadable" in element:
+      return element
     ids, mask = self._tokenizer.encode([element["caption"]])
     return {"image": element["image"], "ids": ids[0], "mask": mask[0]}
+
+
+class UnreadableDataError(DataError):
+  """More than the tolerated share of a data set's images could not be decoded."""
+
+
+class _SkipUnreadable(grain.IterDataset):
+  """Drops unreadable examples; each kept one carries ``skipped``, the drops just before it.
+
+  It runs in the main process, after the workers, so the kept order does not
+  depend on the number of workers and its state is its parent's.
+  """
+
+  def __init__(self, parent: grain.IterDataset, *, check_after: int, max_fraction: float):
+    super().__init__(parent)
+    self._check_after = check_after
+    self._max_fraction = max_fraction
+
+  def __iter__(self):
+    return _SkipUnreadableIterator(self._parent.__iter__(), self._check_after,
+                                   self._max_fraction)
+
+
+class _SkipUnreadableIterator(grain.DatasetIterator):
+
+  def __init__(self, parent, check_after: int, max_fraction: float):
+    super().__init__(parent)
+    self._check_after = check_after
+    self._max_fraction = max_fraction
+    self._seen = 0
+    self._unreadable: list[str] = []
+
+  def __next__(self):
+    skipped = 0
+    while True:
+      element = next(self._parent)
+      self._seen += 1
+      if "unreadable" not in element:
+        break
+      skipped += 1
+      self._unreadable.append(element["unreadable"])
+      _log.warning("skipped an unreadable image: %s", element["unreadable"])
+      self._check()
+    element["skipped"] = np.int32(skipped)
+    return element
+
+  def _check(self) -> None:
+    if (self._seen >= self._check_after
+        and len(self._unreadable) > self._max_fraction * self._seen):
+      first = "; ".join(self._unreadable[:3])
+      raise UnreadableDataError(
+          f"{len(self._unreadable)} of the first {self._seen} images could not be "
+          f"read (more than {self._max_fraction:.0%}); first: {first}. Fix or remove "
+          f"them (the data folder is never modified).")
+
+  def get_state(self):
+    return self._parent.get_state()
+
+  def set_state(self, state):
+    self._parent.set_state(state)
 
 
 def local_batch_size(global_batch_size: int) -> int:
@@ -58,22 +160,37 @@ def local_batch_size(global_batch_size: int) -> int:
   return global_batch_size // count
 
 
+def _allow_grain_flags() -> None:
+  """grain's worker start-up reads absl flags; outside an absl app they were never parsed."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+
+
 def make_dataset(source: CaptionedSource, tokenizer, *, global_batch_size: int,
-                 seed: int, num_threads: int = 2,
-                 prefetch: int = 4) -> grain.IterDataset:
+                 seed: int, image_size: int | None = None, random_crop: bool = False,
+                 flip: bool = False, workers: int = 0, num_threads: int = 2,
+                 prefetch: int = 4, max_unreadable: float = 0.01) -> grain.IterDataset:
   """An endless, reshuffled-every-epoch dataset of tokenized local batches.
 
   Args:
     source: the random-access captioned source.
     tokenizer: turns a caption into fixed-length ``ids`` and ``mask``.
     global_batch_size: examples per step over all hosts.
-    seed: shuffling and caption-choice seed (the run's seed).
-    num_threads: grain read threads (rendering and decoding run there).
-    prefetch: batches prepared ahead of the training step.
+    seed: shuffling, caption and augmentation seed (``data.seed``).
+    image_size: the side encoded images are brought to (rendered ones already are).
+    random_crop: DF-GAN's augmentation: load at 76/64 of the size, crop at random.
+    flip: random horizontal flips (never for ``shapes``: left would become right).
+    workers: grain worker processes that decode and tokenize (0: threads of
+      this process).
+    num_threads: grain read threads (per worker).
+    prefetch: batches (per worker: examples) prepared ahead of the training step.
+    max_unreadable: the share of unreadable images tolerated before failing.
 
   Returns:
     A grain ``IterDataset`` of dicts ``image`` uint8 [b, H, W, 3], ``ids``
-    int32 [b, L], ``mask`` bool [b, L] with b the local batch size.
+    int32 [b, L], ``mask`` bool [b, L] and ``skipped`` int32 [b] (unreadable
+    images dropped before each example) with b the local batch size.
   """
   batch = local_batch_size(global_batch_size)
   dataset = grain.MapDataset.source(source)
@@ -82,12 +199,21 @@ def make_dataset(source: CaptionedSource, tokenizer, *, global_batch_size: int,
   if len(dataset) < batch:
     raise ValueError(f"The data source has {len(dataset)} examples on this host, "
                      f"fewer than one local batch of {batch}.")
+  check_after = min(len(dataset), 1000)
   dataset = (dataset.seed(seed).shuffle().repeat(None)
-             .random_map(_PickCaption()).map(_Tokenize(tokenizer))
-             .batch(batch, drop_remainder=True))
+             .random_map(_Prepare(image_size, random_crop, flip))
+             .map(_Tokenize(tokenizer)))
   read_options = grain.ReadOptions(num_threads=num_threads,
-                                   prefetch_buffer_size=prefetch)
-  return dataset.to_iter_dataset(read_options)
+                                   prefetch_buffer_size=prefetch * batch)
+  dataset = dataset.to_iter_dataset(read_options)
+  if workers:
+    # Decoding in processes: PIL holds the GIL for much of a decode. grain
+    # interleaves the workers' outputs back into the original order.
+    _allow_grain_flags()
+    dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
+        num_workers=workers, per_worker_buffer_size=prefetch * batch))
+  dataset = _SkipUnreadable(dataset, check_after=check_after, max_fraction=max_unreadable)
+  return dataset.batch(batch, drop_remainder=True)
 
 
 def vocabulary_captions(source: CaptionedSource, limit: int) -> Iterator[str]:

@@ -115,9 +115,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                     out_shardings=replicated)
   abstract_state = jax.eval_shape(init_fn, init_key, frozen_text)
 
-  dataset = data.make_dataset(source, tokenizer, global_batch_size=config.batch_size,
-                              seed=config.seed, num_threads=config.data.num_threads,
-                              prefetch=config.data.prefetch)
+  dataset = data.dataset_for(config, source, tokenizer)
   iterator = iter(dataset)
   if start_step is None:
     state = init_fn(init_key, frozen_text)
@@ -144,11 +142,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   try:
     with stop.installed():
       while step < config.num_steps:
-        batch = sharding.shard_batch(next(iterator), mesh)
+        local_batch = next(iterator)
+        skipped = int(np.sum(local_batch.pop("skipped")))
+        batch = sharding.shard_batch(local_batch, mesh)
         state, device_metrics = train_step(state, batch, frozen_text)
         metrics = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
         step += 1
         _check_finite(step, metrics)
+        if skipped:
+          monitor.count_skipped(step, skipped)
         monitor.step(step, metrics)
         if step % config.sample_every == 0 or step == config.num_steps:
           sampler.write(state, step, monitor)

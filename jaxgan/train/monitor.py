@@ -28,6 +28,7 @@ class Monitor:
     self._last_time = time.perf_counter()
     self._last_step = start_step
     self._img_per_s = float("nan")
+    self._skipped = 0
     self._writer = None
     self._bar = None
     if self._is_chief:
@@ -62,6 +63,14 @@ class Monitor:
         self._bar.write(message)
       else:
         log.info(message)
+
+  def count_skipped(self, step: int, count: int) -> None:
+    """Unreadable images the input pipeline skipped (on this host) before this step's batch."""
+    self._skipped += count
+    if self._is_chief:
+      self._writer.add_scalar("data/skipped", self._skipped, step)
+      self.info(f"step {step}: skipped {count} unreadable image(s), {self._skipped} "
+                f"since the run (re)started; see the warnings above for the files.")
 
   def scalars(self, values: Mapping[str, float], step: int) -> None:
     if self._is_chief:
