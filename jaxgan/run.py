@@ -25,7 +25,9 @@ CONFIG_FILE = "config.json"
 _ARCHITECTURE_KEYS = ("image_size", "model", "text", "data.source")
 # Keys that fix the noise and the data order: a run resumed with other values
 # would not continue the run it resumes.
-RESUME_KEYS = ("seed", "batch_size", "data.seed", "data.num_examples", "data.max_objects")
+# (The input iterator's saved state has one layout per number of data workers.)
+RESUME_KEYS = ("seed", "batch_size", "data.seed", "data.num_examples", "data.max_objects",
+               "data.workers")
 
 
 def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
@@ -66,7 +68,8 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
 
 # Keys added after runs had been saved: a config.json without one ran with
 # this value.
-_ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1, "data.seed": None}
+_ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1, "data.seed": None,
+               "data.workers": 0}
 
 
 def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:

@@ -119,7 +119,8 @@ class _SkipUnreadableIterator(grain.DatasetIterator):
     self._check_after = check_after
     self._max_fraction = max_fraction
     self._seen = 0
-    self._unreadable: list[str] = []
+    self._unreadable = 0
+    self._warned: dict[str, None] = {}  # the files seen unreadable, in order
 
   def __next__(self):
     skipped = 0
@@ -129,18 +130,20 @@ class _SkipUnreadableIterator(grain.DatasetIterator):
       if "unreadable" not in element:
         break
       skipped += 1
-      self._unreadable.append(element["unreadable"])
-      _log.warning("skipped an unreadable image: %s", element["unreadable"])
+      self._unreadable += 1
+      if element["unreadable"] not in self._warned:  # once per file, not every epoch
+        self._warned[element["unreadable"]] = None
+        _log.warning("skipped an unreadable image: %s", element["unreadable"])
+    if self._unreadable and self._seen >= self._check_after:
       self._check()
     element["skipped"] = np.int32(skipped)
     return element
 
   def _check(self) -> None:
-    if (self._seen >= self._check_after
-        and len(self._unreadable) > self._max_fraction * self._seen):
-      first = "; ".join(self._unreadable[:3])
+    if self._unreadable > self._max_fraction * self._seen:
+      first = "; ".join(list(self._warned)[:3])
       raise UnreadableDataError(
-          f"{len(self._unreadable)} of the first {self._seen} images could not be "
+          f"{self._unreadable} of the first {self._seen} images could not be "
           f"read (more than {self._max_fraction:.0%}); first: {first}. Fix or remove "
           f"them (the data folder is never modified).")
 
