@@ -320,12 +320,15 @@ def test_pipeline_is_deterministic_with_any_number_of_workers_and_resumes(tmp_pa
 def test_pipeline_skips_and_counts_unreadable_images(tmp_path):
   rows = _write_jsonl_folder(tmp_path, count=200, size=16)
   (tmp_path / rows[5]["file_name"]).write_bytes(b"")
+  before = sorted((str(p), p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
   source = imagefolder_source(str(tmp_path))
   dataset = data.make_dataset(source, _tokenizer(source), global_batch_size=8, seed=0,
                               image_size=16, workers=0)
   _, batches = _batches(dataset, 25)  # one epoch of 200
   assert sum(int(b["skipped"].sum()) for b in batches) == 1
   assert all(b["image"].shape == (8, 16, 16, 3) for b in batches)
+  # Nothing in the data folder was written.
+  assert sorted((str(p), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
 
 
 def test_pipeline_fails_when_more_than_one_percent_is_unreadable(tmp_path):
