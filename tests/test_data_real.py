@@ -369,3 +369,34 @@ def test_config_refuses_flips_on_shapes_and_real_data_without_a_path():
   config.data.source = "flickr"
   with pytest.raises(ValueError, match="flickr"):
     config_lib.validate(config)
+
+
+def test_training_on_a_folder_resumes_bit_exactly(tmp_path):
+  """Decoding in a worker process, crops and flips: a stopped and resumed run is the same run."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  from jaxgan.train import checkpointing, train_and_evaluate  # pylint: disable=g-import-not-at-top
+  folder = tmp_path / "folder"
+  folder.mkdir()
+  _write_jsonl_folder(folder, count=24, size=24, fmt="jpg")
+
+  def config(steps):
+    c = tiny.get_config()
+    c.data.source, c.data.path = "imagefolder", str(folder)
+    c.data.workers, c.data.flip, c.data.random_crop = 1, True, True
+    c.num_steps, c.checkpoint_every, c.sample_every = steps, 4, 100
+    return c
+
+  def state(workdir):
+    manager = ocp.CheckpointManager(checkpointing.checkpoint_dir(workdir))
+    restored = manager.restore(8, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    manager.close()
+    return jax.tree.leaves(jax.tree.map(np.asarray, restored["state"]))
+
+  resumed, straight = str(tmp_path / "resumed"), str(tmp_path / "straight")
+  train_and_evaluate(config(4), resumed)
+  train_and_evaluate(config(8), resumed)
+  train_and_evaluate(config(8), straight)
+  for a, b in zip(state(resumed), state(straight)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
