@@ -107,6 +107,32 @@ def check_compatible(saved: ml_collections.ConfigDict,
             f"asks for {new.get(name)!r}. Use another --workdir, or the same config.")
 
 
+DATA_FILE = "data.json"
+
+
+def check_data_size(workdir: str, examples: int) -> str | None:
+  """Records the training set's size; on resume, a warning if it changed.
+
+  A folder that gained or lost images still trains, but the shuffled order is
+  another one, so the resumed run no longer continues the stopped one exactly.
+  """
+  path = os.path.join(workdir, DATA_FILE)
+  message = None
+  if os.path.exists(path):
+    with open(path) as f:
+      before = json.load(f).get("train_examples")
+    if before is not None and before != examples:
+      message = (f"the training data had {before} examples when this run started and has "
+                 f"{examples} now: training goes on, in another data order than an "
+                 f"uninterrupted run's.")
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+      json.dump({"train_examples": examples}, f)
+    os.replace(path + ".tmp", path)
+  return message
+
+
 def prepare_tokenizer(config: ml_collections.ConfigDict, workdir: str, source) -> Any:
   """Loads the run's tokenizer, or builds it from the training captions and saves it."""
   if os.path.exists(os.path.join(workdir, "tokenizer.json")):

@@ -400,3 +400,10 @@ def test_training_on_a_folder_resumes_bit_exactly(tmp_path):
   train_and_evaluate(config(8), straight)
   for a, b in zip(state(resumed), state(straight)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_warns_when_the_data_set_changed_size(tmp_path):
+  from jaxgan import run as run_lib  # pylint: disable=g-import-not-at-top
+  assert run_lib.check_data_size(str(tmp_path), 100) is None
+  assert run_lib.check_data_size(str(tmp_path), 100) is None
+  assert "100 examples" in run_lib.check_data_size(str(tmp_path), 120)

@@ -103,6 +103,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   run_lib.save_config(workdir, config)
 
   source = data.build_source(config, split="train")
+  data_warning = run_lib.check_data_size(workdir, len(source))
   tokenizer = run_lib.prepare_tokenizer(config, workdir, source)
   models, pretrained_text = run_lib.build_gan(config, tokenizer)
 
@@ -136,6 +137,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   monitor.info(f"jaxgan: {jax.device_count()} devices ({jax.devices()[0].platform}), "
                f"{jax.process_count()} hosts, workdir {workdir}, "
                f"{'resuming at step ' + str(start_step) if start_step else 'new run'}")
+  if data_warning:
+    monitor.info(f"warning: {data_warning}")
   stop = _StopRequest()
   step, metrics = start_step, {}
   last_saved = start_step
