@@ -407,3 +407,19 @@ def test_resume_warns_when_the_data_set_changed_size(tmp_path):
   assert run_lib.check_data_size(str(tmp_path), 100) is None
   assert run_lib.check_data_size(str(tmp_path), 100) is None
   assert "100 examples" in run_lib.check_data_size(str(tmp_path), 120)
+
+
+def test_data_seed_fixes_the_data_whatever_the_model_seed():
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+
+  def first_batch(seed, data_seed):
+    config = tiny.get_config()
+    config.seed = seed
+    config.data.seed = data_seed
+    source = data.build_source(config)
+    batch = next(iter(data.dataset_for(config, source, _tokenizer(source))))
+    return np.concatenate([batch["image"].ravel(), batch["ids"].ravel()])
+
+  np.testing.assert_array_equal(first_batch(0, 5), first_batch(1, 5))
+  assert not np.array_equal(first_batch(0, None), first_batch(1, None))
+  np.testing.assert_array_equal(first_batch(5, None), first_batch(0, 5))
