@@ -46,6 +46,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.eval_every < 0 or config.eval_every % config.checkpoint_every:
     raise ValueError(f"config.eval_every={config.eval_every!r} must be 0 (off) or a "
                      f"multiple of checkpoint_every={config.checkpoint_every}.")
+  if config.eval_every and config.data.source != "shapes":
+    raise ValueError(f"config.eval_every={config.eval_every} measures caption alignment "
+                     f"on shapes renders; data.source={config.data.source!r} is evaluated "
+                     f"with evaluate.py on the checkpoints (FID). Set eval_every=0.")
   if config.eval_every and config.eval_prompts < 2:
     raise ValueError(f"config.eval_prompts={config.eval_prompts!r} must be at least 2.")
   if config.num_sample_prompts > config.data.num_examples:

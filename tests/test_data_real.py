@@ -366,6 +366,10 @@ def test_config_refuses_flips_on_shapes_and_real_data_without_a_path():
   config.data.source = "cub"
   with pytest.raises(ValueError, match="data.path"):
     config_lib.validate(config)
+  config.data.path = "/data/birds"
+  config.eval_every = config.checkpoint_every
+  with pytest.raises(ValueError, match="eval_every"):
+    config_lib.validate(config)
   config.data.source = "flickr"
   with pytest.raises(ValueError, match="flickr"):
     config_lib.validate(config)
