@@ -1,0 +1,198 @@
+"""ArrayRecord conversion and source, TFDS source, FID reference on real data."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import tiny
+from jaxgan.data import DataError, arrayrecord, build_source, convert, decode, make_dataset
+from jaxgan.data.files import FileExample, FileSource
+from jaxgan.text.tokenizer import WordTokenizer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _image(seed: int, height: int, width: int) -> np.ndarray:
+  """A smooth random picture (JPEG keeps it close, unlike pixel noise)."""
+  rng = np.random.default_rng(seed)
+  small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+  return np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BILINEAR))
+
+
+def _write_folder(root, count=10, test=3, bad=("broken.jpg",)):
+  """An imagefolder with a metadata.jsonl, a split column and some unreadable files."""
+  root.mkdir(parents=True, exist_ok=True)
+  rows = []
+  for i in range(count + test):
+    name = f"img{i:02d}.{'png' if i % 3 == 0 else 'jpg'}"
+    Image.fromarray(_image(i, 20 + i, 28)).save(root / name)
+    rows.append({"file_name": name, "text": [f"a bird number {i}", f"picture {i}"],
+                 "split": "train" if i < count else "test"})
+  for name in bad:
+    (root / name).write_bytes(b"not an image")
+    rows.append({"file_name": name, "text": "a broken one", "split": "train"})
+  with open(root / "metadata.jsonl", "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in rows)
+  return root
+
+
+def _folder_config(path, source="imagefolder"):
+  config = tiny.get_config()
+  config.data.source = source
+  config.data.path = str(path)
+  return config
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+  return _write_folder(tmp_path_factory.mktemp("data") / "folder")
+
+
+@pytest.fixture(scope="module")
+def prepared(folder, tmp_path_factory):
+  config = _folder_config(folder)
+  sources = {s: build_source(config, s) for s in ("train", "test")}
+  out = tmp_path_factory.mktemp("prepared") / "ar"
+  info = convert.prepare(sources, str(out), size=16, description="test folder",
+                         shard_size=4, progress=False)
+  return out, info, sources
+
+
+# ---------------------------------------------------------------------------
+# Conversion and reading back.
+# ---------------------------------------------------------------------------
+
+
+def test_prepare_writes_shards_info_and_lists_unreadable(prepared):
+  out, info, sources = prepared
+  assert info["load_size"] == 19 == convert.load_size(16)  # ceil(16 * 76 / 64)
+  train = info["splits"]["train"]
+  assert train["count"] == 10 and train["source_examples"] == 11
+  assert [s["name"] for s in train["skipped"]] == ["broken.jpg"]
+  # 10 records at 4 per shard: 3 shards named with their final count.
+  assert train["shards"] == [f"train-{i:05d}-of-00003.array_record" for i in range(3)]
+  assert sorted(os.listdir(out)) == sorted(
+      train["shards"] + info["splits"]["test"]["shards"]
+      + ["info.json", "train-captions.json", "test-captions.json"])
+  with open(out / "info.json") as f:
+    assert json.load(f) == info
+
+
+def test_arrayrecord_source_serves_what_the_folder_holds(prepared, folder):
+  out, _, sources = prepared
+  for split, count in (("train", 10), ("test", 3)):
+    source = arrayrecord.ArrayRecordSource(str(out), split)
+    assert len(source) == count
+    folder_source = sources[split]
+    readable = [i for i in range(len(folder_source))
+                if folder_source.name(i) != "broken.jpg"]
+    for index, original in enumerate(readable):
+      item = source[index]
+      assert set(item) == {"encoded", "captions", "name"}
+      assert item["name"] == source.name(index) == folder_source.name(original)
+      assert item["captions"] == source.captions(index) == folder_source.captions(original)
+      image = decode.load_rgb(item["encoded"])
+      expected = decode.resize_short_side(decode.load_rgb(folder_source[original]["encoded"]),
+                                          19)
+      assert image.shape == expected.shape and min(image.shape[:2]) == 19
+      # JPEG quality 95 without chroma subsampling: close to the resized original.
+      assert np.abs(image.astype(int) - expected).mean() < 3
+
+
+def test_prepare_applies_the_box_and_png_is_lossless(tmp_path):
+  picture = _image(5, 40, 60)
+  (tmp_path / "data").mkdir()
+  Image.fromarray(picture).save(tmp_path / "data" / "bird.png")
+  box = (10.0, 5.0, 50.0, 25.0)  # 40 wide, 20 high
+  source = FileSource(str(tmp_path / "data"),
+                      [FileExample(str(tmp_path / "data" / "bird.png"), ["a bird"], box)],
+                      description="boxed")
+  convert.prepare({"train": source}, str(tmp_path / "out"), size=32, description="boxed",
+                  image_format="png", progress=False)
+  item = arrayrecord.ArrayRecordSource(str(tmp_path / "out"), "train")[0]
+  stored = decode.load_rgb(item["encoded"])
+  expected = decode.resize_short_side(decode.crop_to_box(picture, np.asarray(box)), 38)
+  assert stored.shape == (38, 76, 3)  # the box's 2:1 aspect, short side ceil(32 * 76/64)
+  np.testing.assert_array_equal(stored, expected)
+  assert "box" not in item  # applied once, at conversion
+
+
+def test_arrayrecord_through_the_pipeline_is_deterministic(prepared):
+  out, _, _ = prepared
+  config = _folder_config(out, "arrayrecord")
+  source = build_source(config, "train")
+  tokenizer = WordTokenizer.build([c for i in range(len(source)) for c in source.captions(i)],
+                                  max_length=8)
+
+  def batches(workers):
+    dataset = make_dataset(source, tokenizer, global_batch_size=4, seed=3, image_size=16,
+                           random_crop=True, flip=True, workers=workers)
+    iterator = iter(dataset)
+    return [next(iterator) for _ in range(3)]
+
+  first, again = batches(0), batches(0)
+  for a, b in zip(first, again):
+    assert a["image"].shape == (4, 16, 16, 3) and a["image"].dtype == np.uint8
+    np.testing.assert_array_equal(a["image"], b["image"])
+    np.testing.assert_array_equal(a["ids"], b["ids"])
+    assert not a["skipped"].any()
+
+
+def test_arrayrecord_errors(prepared, tmp_path):
+  out, info, _ = prepared
+  with pytest.raises(DataError, match="is not a directory"):
+    arrayrecord.ArrayRecordSource(str(tmp_path / "missing"), "train")
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(DataError, match="no info.json"):
+    arrayrecord.ArrayRecordSource(str(tmp_path / "empty"), "train")
+  with pytest.raises(DataError, match="no 'validation' split.*--splits validation"):
+    arrayrecord.ArrayRecordSource(str(out), "validation")
+  newer = tmp_path / "newer"
+  newer.mkdir()
+  (newer / "info.json").write_text(json.dumps(dict(info, version=99)))
+  with pytest.raises(DataError, match="format version 99"):
+    arrayrecord.ArrayRecordSource(str(newer), "train")
+  (newer / "info.json").write_text("{")
+  with pytest.raises(DataError, match="not valid JSON"):
+    arrayrecord.ArrayRecordSource(str(newer), "train")
+
+
+def test_prepare_refuses_unsafe_outputs(folder, tmp_path):
+  source = build_source(_folder_config(folder), "test")
+  with pytest.raises(DataError, match="inside the source data folder"):
+    convert.prepare({"test": source}, str(folder / "shards"), size=16, description="x",
+                    progress=False)
+  assert not (folder / "shards").exists()
+  out = tmp_path / "out"
+  out.mkdir()
+  (out / "notes.txt").write_text("mine")
+  with pytest.raises(DataError, match="not empty; pass --overwrite"):
+    convert.prepare({"test": source}, str(out), size=16, description="x", progress=False)
+  convert.prepare({"test": source}, str(out), size=16, description="x", overwrite=True,
+                  progress=False)
+  assert (out / "notes.txt").read_text() == "mine"  # only a previous conversion is replaced
+  assert len(arrayrecord.ArrayRecordSource(str(out), "test")) == 3
+
+
+def test_prepare_data_script(folder, tmp_path):
+  out = tmp_path / "shards"
+  command = [sys.executable, os.path.join(ROOT, "scripts", "prepare_data.py"),
+             "--config", os.path.join(ROOT, "configs", "tiny.py"),
+             "--config.data.source=imagefolder", f"--config.data.path={folder}",
+             f"--out={out}", "--size=32", "--workers=1"]
+  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+  done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+  assert done.returncode == 0, done.stderr
+  assert "train: 10 examples" in done.stdout and "skipped broken.jpg" in done.stdout
+  assert "test: 3 examples" in done.stdout
+  with open(out / "info.json") as f:
+    assert json.load(f)["load_size"] == 38
+  again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+  assert again.returncode == 1
+  error = again.stderr.strip().splitlines()[-1]
+  assert error.startswith("prepare_data.py: error:") and "--overwrite" in error
