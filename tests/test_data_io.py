@@ -1,5 +1,6 @@
 """ArrayRecord conversion and source, TFDS source, FID reference on real data."""
 
+import io
 import json
 import os
 import subprocess
@@ -196,3 +197,110 @@ def test_prepare_data_script(folder, tmp_path):
   assert again.returncode == 1
   error = again.stderr.strip().splitlines()[-1]
   assert error.startswith("prepare_data.py: error:") and "--overwrite" in error
+
+
+# ---------------------------------------------------------------------------
+# TFDS: a tiny data set built locally in ArrayRecord format (no TensorFlow).
+# ---------------------------------------------------------------------------
+
+tfds = pytest.importorskip("tensorflow_datasets")
+
+
+def _png(image: np.ndarray) -> bytes:
+  buffer = io.BytesIO()
+  Image.fromarray(image).save(buffer, "PNG")
+  return buffer.getvalue()
+
+
+class TinyCaptions(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """coco_captions' feature layout, in miniature."""
+
+  VERSION = tfds.core.Version("1.0.0")
+
+  def _info(self):
+    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+        "image": tfds.features.Image(),
+        "image/filename": tfds.features.Text(),
+        "captions": tfds.features.Sequence({"text": tfds.features.Text()}),
+        "title": tfds.features.Text(),
+    }))
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    return {"train": self._generate_examples(range(6)),
+            "test": self._generate_examples(range(6, 8))}
+
+  def _generate_examples(self, indices):
+    for i in indices:
+      yield i, {"image": _png(_image(i, 18, 14 + i)), "image/filename": f"{i:03d}.png",
+                "captions": {"text": [f"  a  photo {i} ", "", f"another view {i}"]},
+                "title": f"title {i}"}
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  TinyCaptions(data_dir=data_dir, file_format="array_record").download_and_prepare()
+  return data_dir
+
+
+def test_tfds_source_reads_images_and_captions_without_tensorflow(tfds_dir):
+  from jaxgan.data.tfds import tfds_source  # pylint: disable=g-import-not-at-top
+  source = tfds_source("tiny_captions", "train", data_dir=tfds_dir,
+                       caption_key="captions/text")
+  assert len(source) == 6
+  seen = set()
+  for index in range(len(source)):
+    item = source[index]
+    assert set(item) == {"encoded", "captions", "name"}
+    number = int(item["name"][:3])
+    seen.add(number)
+    # Undecoded bytes, decoded by jaxgan: the very pixels written.
+    np.testing.assert_array_equal(decode.load_rgb(item["encoded"]), _image(number, 18, 14 + number))
+    assert item["captions"] == source.captions(index) == [f"a photo {number}",
+                                                          f"another view {number}"]
+  assert seen == set(range(6))
+  plain = tfds_source("tiny_captions", "test", data_dir=tfds_dir, caption_key="title")
+  assert sorted(plain.captions(i)[0] for i in range(2)) == ["title 6", "title 7"]
+  assert "tensorflow" not in sys.modules
+
+
+def test_tfds_through_build_source_pipeline_and_prepare(tfds_dir, tmp_path):
+  config = _folder_config(tfds_dir, "tfds:tiny_captions")
+  config.data.caption_column = "captions/text"
+  source = build_source(config, "train")
+  tokenizer = WordTokenizer.build(["a photo another view"], max_length=8)
+  batch = next(iter(make_dataset(source, tokenizer, global_batch_size=4, seed=0,
+                                 image_size=16, random_crop=True, flip=True)))
+  assert batch["image"].shape == (4, 16, 16, 3)
+  with pytest.raises(DataError, match="inside the source data folder"):
+    convert.prepare({"train": source}, os.path.join(tfds_dir, "out"), size=16,
+                    description="x", progress=False)
+  info = convert.prepare({"train": source}, str(tmp_path / "ar"), size=16,
+                         description=source.description, progress=False)
+  assert info["splits"]["train"]["count"] == 6
+  prepared = arrayrecord.ArrayRecordSource(str(tmp_path / "ar"), "train")
+  assert [prepared.name(i) for i in range(6)] == [source.name(i) for i in range(6)]
+
+
+def test_tfds_errors(tfds_dir, tmp_path):
+  from jaxgan.data.tfds import tfds_source  # pylint: disable=g-import-not-at-top
+  with pytest.raises(DataError, match=r"not prepared under .*tfds build coco_captions "
+                                      r"--file_format=array_record"):
+    tfds_source("coco_captions", "train", data_dir=tfds_dir)
+  with pytest.raises(DataError, match="does not exist"):
+    tfds_source("tiny_captions", "train", data_dir=str(tmp_path / "nowhere"))
+  with pytest.raises(DataError, match="no 'validation' split; it has train, test"):
+    tfds_source("tiny_captions", "validation", data_dir=tfds_dir, caption_key="title")
+  # Two text features besides the captions: the default key is ambiguous.
+  with pytest.raises(DataError, match="no text feature 'text'.*captions/text.*caption_column"):
+    tfds_source("tiny_captions", "train", data_dir=tfds_dir)
+  # The same data set stored as TFRecord (no random access).
+  copy = tmp_path / "tfrecord" / "tiny_captions" / "1.0.0"
+  copy.mkdir(parents=True)
+  original = os.path.join(tfds_dir, "tiny_captions", "1.0.0")
+  for name in ("dataset_info.json", "features.json"):
+    text = open(os.path.join(original, name)).read()
+    (copy / name).write_text(text.replace('"array_record"', '"tfrecord"'))
+  with pytest.raises(DataError, match="stored as tfrecord.*--file_format=array_record"):
+    tfds_source("tiny_captions", "train", data_dir=str(tmp_path / "tfrecord"))
