@@ -304,3 +304,125 @@ def test_tfds_errors(tfds_dir, tmp_path):
     (copy / name).write_text(text.replace('"array_record"', '"tfrecord"'))
   with pytest.raises(DataError, match="stored as tfrecord.*--file_format=array_record"):
     tfds_source("tiny_captions", "train", data_dir=str(tmp_path / "tfrecord"))
+
+
+# ---------------------------------------------------------------------------
+# FID on real data: reference statistics and evaluate.py on a folder run.
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fid_weights(tmp_path_factory):
+  """FID Inception weights, random (He-scaled kernels, unit batch norms), as the converter writes."""
+  from jaxgan.metrics import inception  # pylint: disable=g-import-not-at-top
+  variables = inception.abstract_variables()
+  rng = np.random.default_rng(0)
+  state = {}
+  for path, name in inception.weight_mapping(variables).items():
+    shape = inception._lookup(variables, path).shape  # pylint: disable=protected-access
+    if path[-1] == "kernel":
+      fan_in = shape[0] * shape[1] * shape[2]
+      state[name] = (rng.normal(size=(shape[3], shape[2], shape[0], shape[1]))
+                     * np.sqrt(2 / fan_in)).astype(np.float32)
+    else:  # batch norm: scale and variance 1, bias and mean 0
+      state[name] = np.full(shape, 1.0 if path[-1] in ("scale", "var") else 0.0, np.float32)
+  path = str(tmp_path_factory.mktemp("fid") / "fid_random.npz")
+  np.savez(path, **state)
+  return path
+
+
+@pytest.fixture(scope="module")
+def fid_features(fid_weights):
+  from jaxgan.metrics import inception  # pylint: disable=g-import-not-at-top
+  return inception.InceptionFeatures(fid_weights, batch_size=4)
+
+
+def test_fid_reference_uses_test_time_preparation_and_caches(folder, fid_weights, fid_features,
+                                                             tmp_path):
+  from jaxgan.metrics import frechet, real_data  # pylint: disable=g-import-not-at-top
+  config = _folder_config(folder)
+  source = build_source(config, "test")
+  skipped = []
+  batches = list(real_data.real_batches(source, 16, 2, skipped))
+  assert [b.shape for b in batches] == [(2, 16, 16, 3), (1, 16, 16, 3)] and not skipped
+  expected = np.stack([decode.prepare_image(decode.load_rgb(source[i]["encoded"]), 16)
+                       for i in range(3)])
+  np.testing.assert_array_equal(np.concatenate(batches), expected)
+
+  cache = str(tmp_path / "cache")
+  mu, sigma, info = real_data.reference_statistics(config, "test", fid_features, fid_weights,
+                                                   cache, batch_size=2)
+  assert not info["cached"] and info["count"] == 3 and info["skipped"] == []
+  assert os.path.basename(info["path"]).startswith("fid_ref_imagefolder_test_16px_")
+  np.testing.assert_allclose(mu, frechet.statistics(fid_features(expected))[0], rtol=1e-5)
+  again = real_data.reference_statistics(config, "test", fid_features, fid_weights, cache)
+  assert again[2]["cached"] and again[2]["path"] == info["path"]
+  np.testing.assert_array_equal(again[0], mu)
+  np.testing.assert_array_equal(again[1], sigma)
+  # Another image size is another reference.
+  config.image_size = 32
+  assert real_data.reference_path(cache, config, "test", 3, fid_weights) != info["path"]
+
+
+def test_fid_reference_script_errors_in_one_line(tmp_path, fid_weights):
+  command = [sys.executable, os.path.join(ROOT, "scripts", "fid_reference.py"),
+             "--config", os.path.join(ROOT, "configs", "tiny.py"),
+             "--config.data.source=imagefolder", f"--config.data.path={tmp_path / 'none'}",
+             f"--fid_weights={fid_weights}", f"--cache_dir={tmp_path}"]
+  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+  done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+  assert done.returncode == 1
+  assert done.stderr.strip().splitlines()[-1] == (
+      f"fid_reference.py: error: imagefolder: {str(tmp_path / 'none')!r} is not a directory.")
+
+
+# ---------------------------------------------------------------------------
+# End to end on a generated folder: train, resume, sample, evaluate (slow).
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_folder_run_trains_resumes_samples_and_evaluates(tmp_path, fid_weights, capsys):
+  import evaluate  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  from jaxgan import load_pipeline  # pylint: disable=g-import-not-at-top
+  from jaxgan.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  # No unreadable file here: 1 in 11 is over the pipeline's 1% tolerance.
+  folder = _write_folder(tmp_path / "folder", count=16, test=4, bad=())
+  workdir = str(tmp_path / "run")
+
+  def config(steps):
+    run_config = _folder_config(folder)
+    run_config.image_size = 16
+    run_config.num_steps = steps
+    run_config.checkpoint_every = 10
+    run_config.sample_every = 10
+    run_config.data.workers = 1  # decoding in a grain worker process, as a real run
+    return run_config
+
+  assert train_and_evaluate(config(20), workdir, devices=jax.devices()[:2])["step"] == 20
+  summary = train_and_evaluate(config(30), workdir, devices=jax.devices()[:2])  # resumes
+  assert summary["step"] == 30 and np.isfinite(summary["metrics"]["d_loss"])
+
+  pipeline = load_pipeline(workdir)
+  assert pipeline.step == 30
+  images = pipeline.generate(["a bird number 3", "picture 7"], num_per_prompt=2, seed=1)
+  assert images.shape == (4, 16, 16, 3) and np.all(np.abs(images) <= 1)
+
+  cache = str(tmp_path / "cache")
+  assert evaluate.main(["--workdir", workdir, "--fid-weights", fid_weights, "--repeats",
+                        "2", "--cache-dir", cache, "--batch-size", "4"]) == 0
+  captured = capsys.readouterr()
+  assert "shapes probe does not apply" in captured.out
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    result = json.loads(f.readlines()[-1])
+  assert result["step"] == 30 and result["data_source"] == "imagefolder"
+  assert result["split"] == "test" and result["repeats"] == 2
+  assert result["num_real"] == 4 and result["num_generated"] == 8
+  assert np.isfinite(result["fid"]) and result["fid"] > 0
+  assert os.path.dirname(result["reference"]) == cache
+  # Without FID weights there is nothing to measure on real data: one line, exit 1.
+  assert evaluate.main(["--workdir", workdir]) == 1
+  error = capsys.readouterr().err.strip()
+  assert error.startswith("error:") and "\n" not in error
+  assert "shapes probe does not apply" in error and "--fid-weights" in error

@@ -1,4 +1,4 @@
-"""``arrayrecord``: shards of pre-resized images and captions, written by ``scripts/prepare_data.py``.
+"""``arrayrecord``: shards of pre-resized images and captions (``scripts/prepare_data.py``).
 
 The fast path for large data: each image is decoded, cropped to its box and
 resized once, at conversion, instead of at every epoch. A prepared directory
