@@ -158,6 +158,10 @@ def test_arrayrecord_errors(prepared, tmp_path):
   (newer / "info.json").write_text(json.dumps(dict(info, version=99)))
   with pytest.raises(DataError, match="format version 99"):
     arrayrecord.ArrayRecordSource(str(newer), "train")
+  # Prepared for 16 px: training at 32 would upscale every image.
+  with pytest.raises(DataError, match="prepared for image_size 16.*--size 32"):
+    arrayrecord.ArrayRecordSource(str(out), "train", image_size=32)
+  assert len(arrayrecord.ArrayRecordSource(str(out), "train", image_size=16)) == 10
   (newer / "info.json").write_text("{")
   with pytest.raises(DataError, match="not valid JSON"):
     arrayrecord.ArrayRecordSource(str(newer), "train")

@@ -87,16 +87,18 @@ class ArrayRecordSource:
   applied at conversion).
   """
 
-  def __init__(self, path: str, split: str = "train"):
+  def __init__(self, path: str, split: str = "train", image_size: int | None = None):
     """Opens ``split`` of the directory ``path``.
 
     Args:
       path: a directory written by ``scripts/prepare_data.py``.
       split: "train" or "test" (any split the conversion wrote).
+      image_size: the training size, when known: refused if larger than the
+        size the data was prepared for (its images would be upscaled).
 
     Raises:
-      DataError: a missing directory, info file, split or shard, or an unknown
-        format version.
+      DataError: a missing directory, info file, split or shard, an unknown
+        format version, or data prepared for a smaller ``image_size``.
     """
     import grain  # pylint: disable=g-import-not-at-top
     info = read_info(path)
@@ -123,6 +125,10 @@ class ArrayRecordSource:
                       f"{len(self._names)}; convert the data again.")
     if not self._names:
       raise DataError(f"arrayrecord {self.root!r} ({split}): no example.")
+    if image_size is not None and image_size > info["image_size"]:
+      raise DataError(f"arrayrecord {self.root!r} was prepared for image_size "
+                      f"{info['image_size']}, smaller than {image_size}; convert the data "
+                      f"again with scripts/prepare_data.py --size {image_size}.")
     self.info = info
     self.image_size: int = info["image_size"]
     self.load_size: int = info["load_size"]
