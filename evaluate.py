@@ -1,7 +1,17 @@
-"""Evaluates a trained ``shapes`` run: caption alignment, Fréchet distances, FID.
+"""Evaluates a trained run: caption alignment, Fréchet distances, FID.
 
     python evaluate.py --workdir runs/base [--step 5000] [--num-prompts 200] \
         [--fid-weights fid_inception.npz]
+
+A run on real data (any source but ``shapes``) gets FID against its test
+split, with DF-GAN's protocol (every test image's captions, ``--repeats``
+passes, one random caption per image per pass); the shapes probe does not
+apply there, and ``--fid-weights`` is required::
+
+    python evaluate.py --workdir runs/cub --fid-weights fid_inception.npz --repeats 10
+
+The test split's reference statistics are computed on first use and cached
+(``scripts/fid_reference.py`` computes them ahead).
 
 Appends one JSON line to ``runs/base/metrics.jsonl`` and prints a table. The
 first evaluation at an image size trains the shapes probe (68 minutes at 32px
@@ -15,15 +25,21 @@ import sys
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description="Evaluate a jaxgan run on shapes.")
+  parser = argparse.ArgumentParser(description="Evaluate a jaxgan run.")
   parser.add_argument("--workdir", required=True, help="the run directory")
   parser.add_argument("--step", type=int, default=None,
                       help="checkpoint step (default: the latest)")
   parser.add_argument("--num-prompts", type=int, default=200,
-                      help="evaluation prompts per split (train and holdout)")
+                      help="shapes: evaluation prompts per split (train and holdout)")
   parser.add_argument("--fid-weights", default=None,
                       help="converted FID Inception weights (.npz); FID is skipped without")
-  parser.add_argument("--seed", type=int, default=0, help="noise seed")
+  parser.add_argument("--seed", type=int, default=0, help="noise (and caption choice) seed")
+  parser.add_argument("--split", default="test",
+                      help="real data: the split FID is measured against")
+  parser.add_argument("--repeats", type=int, default=1,
+                      help="real data: passes over the split's captions (DF-GAN's protocol)")
+  parser.add_argument("--data-path", default=None,
+                      help="real data: where the data is now, if moved since training")
   parser.add_argument("--batch-size", type=int, default=64)
   parser.add_argument("--cache-dir", default=None,
                       help="probe and FID statistics cache (default $JAXGAN_CACHE_DIR "
@@ -31,13 +47,16 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   if args.num_prompts < 2:
     parser.error("--num-prompts must be at least 2")
+  if args.repeats < 1:
+    parser.error("--repeats must be at least 1")
 
   from jaxgan import metrics  # pylint: disable=g-import-not-at-top
   try:
     result = metrics.evaluate_run(
         args.workdir, step=args.step, num_prompts=args.num_prompts,
         fid_weights=args.fid_weights, seed=args.seed, batch_size=args.batch_size,
-        cache_dir=args.cache_dir, log=lambda m: print(m, file=sys.stderr, flush=True))
+        cache_dir=args.cache_dir, log=lambda m: print(m, file=sys.stderr, flush=True),
+        split=args.split, repeats=args.repeats, data_path=args.data_path)
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

@@ -13,27 +13,12 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from jaxgan import sharding
+from jaxgan import cli, sharding
 from jaxgan.train import NonFiniteLossError, train_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/base.py", "Python config file (get_config()).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", "runs/base", "Run directory (created, or resumed).")
-
-
-def _parse_flags(argv):
-  """absl flag parsing, with a one-line error for an unknown ``--config.key``."""
-  try:
-    return flags.FLAGS(argv)
-  except (AttributeError, KeyError) as error:
-    overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
-    detail = str(error).replace("\\n", " ").replace("\\'", "").strip("'\"")
-    print(f"train.py: error: unknown config key among {overrides}: {detail}",
-          file=sys.stderr)
-    sys.exit(2)
-  except flags.Error as error:  # a bad value or an unknown flag
-    print(f"train.py: error: {error}", file=sys.stderr)
-    sys.exit(2)
 
 
 def main(argv):
@@ -55,4 +40,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)), flags_parser=_parse_flags)
+  app.run(lambda argv: sys.exit(main(argv)),
+          flags_parser=lambda argv: cli.parse_flags(argv, "train.py"))

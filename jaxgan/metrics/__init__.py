@@ -12,17 +12,18 @@ Public API:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from typing import Any, Callable
 
+import ml_collections
 import numpy as np
 
 from jaxgan.metrics import alignment as alignment_lib
 from jaxgan.metrics import frechet
 from jaxgan.metrics import probe as probe_lib
+from jaxgan.metrics import real_data
 from jaxgan.metrics.frechet import frechet_distance, statistics
 from jaxgan.metrics.probe import Probe, load_probe, probe_features
 
@@ -33,15 +34,6 @@ METRICS_FILE = "metrics.jsonl"
 # The real-vs-real floor of the Fréchet distances compares the evaluation
 # renders with renders of another seed (same splits, same count).
 _FLOOR_SEED_OFFSET = 1
-
-
-def _file_digest(path: str) -> str:
-  """First 10 hex digits of the file's SHA-256."""
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()[:10]
 
 
 def _fid_reference(fid_features, real_images: np.ndarray, path: str
@@ -58,9 +50,15 @@ def _fid_reference(fid_features, real_images: np.ndarray, path: str
 def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
                  fid_weights: str | None = None, seed: int = 0, batch_size: int = 64,
                  probe: Probe | None = None, cache_dir: str | None = None,
-                 write: bool = True, log: Callable[[str], None] | None = None
-                 ) -> dict[str, Any]:
-  """Evaluates one checkpoint of a ``shapes`` run.
+                 write: bool = True, log: Callable[[str], None] | None = None,
+                 split: str = real_data.DEFAULT_SPLIT, repeats: int = 1,
+                 data_path: str | None = None) -> dict[str, Any]:
+  """Evaluates one checkpoint of a run.
+
+  A run on real data (any source but ``shapes``) gets FID against ``split`` of
+  its source with DF-GAN's protocol (:func:`jaxgan.metrics.real_data.evaluate_real`;
+  ``fid_weights`` required; the shapes probe does not apply). A ``shapes`` run
+  gets the following.
 
   Generates one image for each fixed evaluation prompt (``num_prompts`` per
   split, ``train`` and ``holdout`` combinations) and reports:
@@ -89,33 +87,69 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
     cache_dir: where probes and FID reference statistics are cached.
     write: append the result to ``workdir/metrics.jsonl``.
     log: optional ``callable(str)`` for progress lines.
+    split: real data only: the reference split.
+    repeats: real data only: passes over the split's captions.
+    data_path: real data only: where the data is now, if not at the run's
+      ``data.path``.
 
   Returns:
-    The flat metrics dict, with ``step``, ``workdir``, ``num_prompts``,
-    ``image_size``, ``seed``, ``time`` and ``seconds`` besides the metrics.
+    The flat metrics dict, with ``step``, ``workdir``, ``image_size``, ``seed``,
+    ``time`` and ``seconds`` besides the metrics (and ``num_prompts`` for
+    ``shapes``, ``data_source`` for real data).
 
   Raises:
     FileNotFoundError: ``workdir`` is not a run, has no checkpoint, or
       ``fid_weights`` does not exist.
-    ValueError: ``step`` has no checkpoint, the run's data is not ``shapes``,
-      or ``probe`` reads another image size.
+    ValueError: ``step`` has no checkpoint, ``probe`` reads another image
+      size, or a real-data run is evaluated without ``fid_weights`` or its
+      data cannot be read (:class:`jaxgan.data.DataError`).
   """
   from jaxgan import sampling  # pylint: disable=g-import-not-at-top
   started = time.time()
   if not os.path.isdir(workdir):
     raise FileNotFoundError(f"no run directory at {workdir!r}")
-  pipeline = sampling.load_pipeline(workdir, step=step)
-  config = pipeline.config
-  if config.data.source != "shapes":
-    raise ValueError(f"alignment metrics need a run on the shapes data; {workdir!r} "
-                     f"was trained on {config.data.source!r}")
-  size = int(config.image_size)
-  if probe is None:
-    probe = load_probe(size, cache_dir=cache_dir, log=log)
-  if probe.image_size != size:
-    raise ValueError(f"the probe reads {probe.image_size}px images, the run makes {size}px")
   if fid_weights is not None and not os.path.exists(fid_weights):
     raise FileNotFoundError(f"FID weights not found at {fid_weights!r}")
+  pipeline = sampling.load_pipeline(workdir, step=step)
+  config = pipeline.config
+  cache = cache_dir or probe_lib.default_cache_dir()
+  if config.data.source == "shapes":
+    result = _evaluate_shapes(pipeline, num_prompts, fid_weights, seed, batch_size, probe,
+                              cache, log)
+  else:
+    if fid_weights is None:
+      raise ValueError(f"{workdir!r} was trained on {config.data.source!r}: the shapes "
+                       f"probe does not apply, and FID against its {split} split needs "
+                       f"--fid-weights (see jaxgan/metrics/inception.py).")
+    if log is not None:
+      log(f"{config.data.source!r} run: the shapes probe does not apply; FID against the "
+          f"{split} split ({repeats} pass(es) over its captions)")
+    if data_path:
+      config = ml_collections.ConfigDict(config.to_dict())
+      config.data.path = data_path
+    result = real_data.evaluate_real(pipeline, fid_weights, config=config, split=split,
+                                     repeats=repeats, seed=seed, batch_size=batch_size,
+                                     cache_dir=cache, log=log)
+    result.update({"image_size": int(config.image_size), "seed": seed,
+                   "data_source": config.data.source})
+  result.update({"step": pipeline.step, "workdir": os.path.abspath(workdir)})
+  result["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+  result["seconds"] = round(time.time() - started, 2)
+  if write:
+    with open(os.path.join(workdir, METRICS_FILE), "a") as f:
+      f.write(json.dumps(result, sort_keys=True) + "\n")
+  return result
+
+
+def _evaluate_shapes(pipeline, num_prompts: int, fid_weights: str | None, seed: int,
+                     batch_size: int, probe: Probe | None, cache: str,
+                     log: Callable[[str], None] | None) -> dict[str, Any]:
+  """The alignment, Fréchet and FID metrics of a ``shapes`` run (see :func:`evaluate_run`)."""
+  size = int(pipeline.config.image_size)
+  if probe is None:
+    probe = load_probe(size, cache_dir=cache, log=log)
+  if probe.image_size != size:
+    raise ValueError(f"the probe reads {probe.image_size}px images, the run makes {size}px")
 
   sets = alignment_lib.eval_sets(num_prompts)
   floor_sets = alignment_lib.eval_sets(num_prompts, alignment_lib.EVAL_SEED
@@ -129,8 +163,7 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
     generated[split] = pipeline.generate(list(es.prompts), num_per_prompt=1, seed=seed,
                                          batch_size=batch_size)
 
-  result: dict[str, Any] = {"step": pipeline.step, "workdir": os.path.abspath(workdir),
-                            "num_prompts": num_prompts, "image_size": size, "seed": seed}
+  result: dict[str, Any] = {"num_prompts": num_prompts, "image_size": size, "seed": seed}
   result.update(alignment_lib.alignment_report(probe, sets, generated, real))
 
   features = {name: {s: probe.features(images[s]) for s in images}
@@ -148,29 +181,31 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
   if fid_weights is not None:
     from jaxgan.metrics import inception  # pylint: disable=g-import-not-at-top
     fid_features = inception.InceptionFeatures(fid_weights)
-    cache = cache_dir or probe_lib.default_cache_dir()
     all_real = np.concatenate([real[s] for s in sets])
+    # Keyed by the weights too: statistics of other weights are not comparable.
+    digest = real_data.file_digest(fid_weights)
     reference = _fid_reference(
         fid_features, all_real,
-        # Keyed by the weights too: statistics of other weights are not comparable.
         os.path.join(cache, f"fid_ref_shapes_{size}_{num_prompts}_"
-                            f"{alignment_lib.EVAL_SEED}_{_file_digest(fid_weights)}.npz"))
+                            f"{alignment_lib.EVAL_SEED}_{digest}.npz"))
     generated_stats = statistics(fid_features(np.concatenate([generated[s] for s in sets])))
     floor_stats = statistics(fid_features(np.concatenate([real_floor[s] for s in sets])))
     result["fid"] = frechet_distance(*generated_stats, *reference)
     result["fid_floor"] = frechet_distance(*floor_stats, *reference)
 
   result["probe_accuracy"] = probe.info.get("accuracy")
-  result["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-  result["seconds"] = round(time.time() - started, 2)
-  if write:
-    with open(os.path.join(workdir, METRICS_FILE), "a") as f:
-      f.write(json.dumps(result, sort_keys=True) + "\n")
   return result
 
 
 def format_table(result: dict[str, Any]) -> str:
   """A plain-text table of the alignment and Fréchet numbers of a result."""
+  if "data_source" in result:  # a run on real data: FID only
+    return (f"step {result.get('step')}  ({result['data_source']}, {result['image_size']}px)\n"
+            f"FID against the {result['split']} split: {result['fid']:.3f}  "
+            f"({result['num_generated']} generated = {result['repeats']} pass(es) x "
+            f"{result['num_generated'] // result['repeats']} captions; "
+            f"{result['num_real']} real images, {result['real_skipped']} unreadable skipped)\n"
+            f"The shapes probe does not apply to this run's data.")
   rows = list(probe_lib.ATTRIBUTES) + ["all_correct"]
   columns = [("gen train", "align/train"), ("gen holdout", "align/holdout"),
              ("real train", "real/train"), ("real holdout", "real/holdout")]
