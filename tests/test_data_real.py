@@ -427,3 +427,26 @@ def test_data_seed_fixes_the_data_whatever_the_model_seed():
   np.testing.assert_array_equal(first_batch(0, 5), first_batch(1, 5))
   assert not np.array_equal(first_batch(0, None), first_batch(1, None))
   np.testing.assert_array_equal(first_batch(5, None), first_batch(0, 5))
+
+
+def test_an_example_without_captions_is_skipped_like_an_unreadable_image():
+  """TFDS records may carry no caption; the pipeline drops them instead of crashing."""
+  renders = _renders(16, 16)
+
+  class Records:  # the CaptionedSource protocol over in-memory encoded images
+    def __len__(self):
+      return len(renders)
+
+    def captions(self, index):
+      return [] if index == 3 else renders[index][1]
+
+    def __getitem__(self, index):
+      return {"encoded": _encode(renders[index][0]), "captions": self.captions(index),
+              "name": f"record {index}"}
+
+  source = Records()
+  assert data.fixed_captions(source, 4) == [renders[i][1][0] for i in (0, 1, 2, 4)]
+  dataset = data.make_dataset(source, _tokenizer(source), global_batch_size=5, seed=0,
+                              image_size=16, max_unreadable=0.1)
+  _, batches = _batches(dataset, 3)  # 15 of the 16, the captionless one skipped
+  assert sum(int(b["skipped"].sum()) for b in batches) == 1

@@ -62,7 +62,8 @@ def build_source(config: ml_collections.ConfigDict, split: str = "train"):
     return (dfgan_layout.cub_source if name == "cub" else dfgan_layout.coco_source)(path, split)
   if name == "arrayrecord":
     from jaxgan.data.arrayrecord import ArrayRecordSource  # pylint: disable=g-import-not-at-top
-    return ArrayRecordSource(path, split)
+    # The size check refuses shards prepared for a smaller image than the run's.
+    return ArrayRecordSource(path, split, image_size=config.image_size)
   if name.startswith("tfds:"):
     from jaxgan.data.tfds import tfds_source  # pylint: disable=g-import-not-at-top
     return tfds_source(name[len("tfds:"):], split, data_dir=config.data.get("path", ""),

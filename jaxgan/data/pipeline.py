@@ -65,6 +65,8 @@ class _Prepare(grain.transforms.RandomMap):
 
   def random_map(self, element, rng: np.random.Generator):
     captions = element["captions"]
+    if not captions:  # a TFDS record can have none; listing all at start would read every one
+      return {"unreadable": f"{element.get('name', '?')}: no caption"}
     caption = captions[rng.integers(len(captions))]
     if "encoded" not in element:  # rendered at the training size (shapes)
       return {"image": element["image"], "caption": caption}
@@ -226,5 +228,12 @@ def vocabulary_captions(source: CaptionedSource, limit: int) -> Iterator[str]:
 
 
 def fixed_captions(source: CaptionedSource, count: int) -> Sequence[str]:
-  """The first caption of the first ``count`` examples: the run's fixed sample prompts."""
-  return [source.captions(index)[0] for index in range(count)]
+  """The first caption of the first ``count`` captioned examples: the run's fixed sample prompts."""
+  prompts = []
+  for index in range(len(source)):
+    captions = source.captions(index)
+    if captions:
+      prompts.append(captions[0])
+      if len(prompts) == count:
+        break
+  return prompts
