@@ -4,7 +4,9 @@
     python benchmarks/train_throughput.py --image_size 32 --text minilm
 
 Prints img/s of the step (on batches prepared in advance), img/s of the input
-pipeline alone, the first-step compile seconds, peak memory, and the ratio
+pipeline alone, the first-step compile seconds, model FLOPs per image (XLA's
+cost analysis) and, given ``--peak_tflops`` on an accelerator, the MFU; peak
+memory, and the ratio
 against the MLP GAN baseline at the same size and batch measured in the same run.
 With ``--text minilm`` (adapter on, as in ``configs/base.py``) it also measures
 MiniLM without the adapter, for the adapter's cost.
@@ -19,7 +21,11 @@ import time
 # Run as `python benchmarks/train_throughput.py` from the repository root.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax
+from jaxgan import xla_flags  # pylint: disable=wrong-import-position  (imports nothing heavy)
+
+xla_flags.set_default_cpu_flags()  # before JAX starts its backend
+
+import jax  # pylint: disable=wrong-import-position
 
 from configs import base  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxgan import data, run as run_lib, sharding, text
@@ -115,6 +121,8 @@ def main():
                       help="minilm: condition on its pooled sentence, no learned adapter")
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--no_baseline", action="store_true")
+  parser.add_argument("--peak_tflops", type=float, default=None,
+                      help="the device's peak TFLOP/s, for MFU (e.g. 989 for an H100 in bf16)")
   args = parser.parse_args()
 
   config = base.get_config()
@@ -133,6 +141,13 @@ def main():
   result = measure(config, batches, args.steps)
   print(f"train step:           {result['img_s']:8.1f} img/s  ({result['step_ms']:.0f} ms/step)")
   print(f"first-step compile:   {result['compile_s']:8.1f} s")
+  flops = result["flops_per_step"]
+  if flops:
+    achieved = flops * result["img_s"] / args.batch_size
+    print(f"model FLOPs:          {flops / args.batch_size / 1e9:8.2f} GFLOP/img "
+          f"(XLA cost analysis of the step), {achieved / 1e9:.1f} GFLOP/s achieved")
+    if args.peak_tflops:
+      print(f"MFU:                  {100 * achieved / (args.peak_tflops * 1e12):8.1f} %")
   device_peak = _peak_device_mib()
   print(f"peak host memory:     {_peak_host_mib():8.0f} MiB (RSS)")
   if device_peak is not None:
