@@ -13,7 +13,11 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from jaxgan import cli, sharding
+from jaxgan import xla_flags
+
+xla_flags.set_default_cpu_flags()  # before JAX starts its backend
+
+from jaxgan import cli, sharding  # noqa: E402
 from jaxgan.train import NonFiniteLossError, train_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file(

@@ -18,10 +18,14 @@ import os
 import sys
 import time
 
-import jax
-
 # `configs` is a top-level folder of the repo, not part of the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jaxgan import xla_flags  # noqa: E402  (imports nothing heavy)
+
+xla_flags.set_default_cpu_flags()  # before JAX starts its backend
+
+import jax  # noqa: E402
 
 from configs import base  # noqa: E402
 from jaxgan import data, run as run_lib, sampling, text  # noqa: E402

@@ -4,7 +4,9 @@
     python benchmarks/train_throughput.py --image_size 32 --text minilm
 
 Prints img/s of the step (on batches prepared in advance), img/s of the input
-pipeline alone, the first-step compile seconds, peak memory, and the ratio
+pipeline alone, the first-step compile seconds, model FLOPs per image (XLA's
+cost analysis) and, given ``--peak_tflops`` on an accelerator, the MFU; peak
+memory, and the ratio
 against the MLP GAN baseline at the same size and batch measured in the same run.
 With ``--text minilm`` (adapter on, as in ``configs/base.py``) it also measures
 MiniLM without the adapter, for the adapter's cost.
@@ -19,7 +21,11 @@ import time
 # Run as `python benchmarks/train_throughput.py` from the repository root.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax
+from jaxgan import xla_flags  # pylint: disable=wrong-import-position  (imports nothing heavy)
+
+xla_flags.set_default_cpu_flags()  # before JAX starts its backend
+
+import jax  # pylint: disable=wrong-import-position
 
 from configs import base  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxgan import data, run as run_lib, sharding, text
@@ -37,34 +43,72 @@ def _peak_device_mib() -> float | None:
   return None if peak is None else peak / 2**20
 
 
-def measure(config, batches, steps: int) -> dict:
-  """Compiles and times the training step of ``config`` on prepared batches."""
-  mesh = sharding.make_mesh()
+def prepare_batches(config, count: int) -> tuple[list[dict], float]:
+  """``count`` host batches of the config's data, and the pipeline's img/s."""
   source = data.build_source(config)
   tokenizer = text.build_tokenizer(
       config.text, data.vocabulary_captions(source, config.data.vocab_examples))
-  models, frozen = run_lib.build_gan(config, tokenizer)
-  keys = jax.random.split(jax.random.key(config.seed), 2)
-  frozen = None if frozen is None else sharding.replicate(frozen, mesh)
-  replicated = sharding.replicated(mesh)
-  state = jax.jit(lambda k, t: init_state(models, config, k, frozen_text=t),
-                  out_shardings=replicated)(keys[0], frozen)
-  step = jax.jit(make_train_step(models, config, keys[1]),
-                 in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
-                 out_shardings=(replicated, replicated), donate_argnums=(0,))
-  device_batches = [sharding.shard_batch(b, mesh) for b in batches]
+  iterator = iter(data.make_dataset(source, tokenizer, global_batch_size=config.batch_size,
+                                    seed=0, num_threads=config.data.num_threads))
+  next(iterator)
   start = time.perf_counter()
-  compiled = step.lower(state, device_batches[0], frozen).compile()
-  compile_s = time.perf_counter() - start
-  state, metrics = compiled(state, device_batches[0], frozen)  # warm-up
-  jax.block_until_ready(metrics)
-  start = time.perf_counter()
-  for i in range(steps):
-    state, metrics = compiled(state, device_batches[i % len(device_batches)], frozen)
-  jax.block_until_ready(metrics)
-  seconds = time.perf_counter() - start
-  return {"img_s": steps * config.batch_size / seconds, "compile_s": compile_s,
-          "step_ms": 1000 * seconds / steps}
+  batches = [next(iterator) for _ in range(count)]
+  return batches, count * config.batch_size / (time.perf_counter() - start)
+
+
+class CompiledStep:
+  """The jitted training step of ``config``, compiled, with its state and batches.
+
+  Attributes:
+    compile_s: seconds to lower and compile the step.
+    flops_per_step: XLA's cost analysis of the compiled step (None when the
+      backend gives none).
+  """
+
+  def __init__(self, config, batches, *, with_norms: bool = True):
+    mesh = sharding.make_mesh()
+    source = data.build_source(config)
+    tokenizer = text.build_tokenizer(
+        config.text, data.vocabulary_captions(source, config.data.vocab_examples))
+    self.models, frozen = run_lib.build_gan(config, tokenizer)
+    models = self.models
+    keys = jax.random.split(jax.random.key(config.seed), 2)
+    self._frozen = None if frozen is None else sharding.replicate(frozen, mesh)
+    replicated = sharding.replicated(mesh)
+    self.state = jax.jit(lambda k, t: init_state(models, config, k, frozen_text=t),
+                         out_shardings=replicated)(keys[0], self._frozen)
+    step = jax.jit(make_train_step(models, config, keys[1], with_norms=with_norms),
+                   in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
+                   out_shardings=(replicated, replicated), donate_argnums=(0,))
+    self._batches = [sharding.shard_batch(b, mesh) for b in batches]
+    self.batch_size = config.batch_size
+    start = time.perf_counter()
+    self._compiled = step.lower(self.state, self._batches[0], self._frozen).compile()
+    self.compile_s = time.perf_counter() - start
+    cost = self._compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    self.flops_per_step = (cost or {}).get("flops")
+    self._count = 0
+    self.run(1)  # warm-up
+
+  def run(self, steps: int) -> float:
+    """Runs ``steps`` steps; returns the seconds they took (device included)."""
+    start = time.perf_counter()
+    metrics = None
+    for _ in range(steps):
+      batch = self._batches[self._count % len(self._batches)]
+      self.state, metrics = self._compiled(self.state, batch, self._frozen)
+      self._count += 1
+    jax.block_until_ready(metrics)
+    return time.perf_counter() - start
+
+
+def measure(config, batches, steps: int) -> dict:
+  """Compiles and times the training step of ``config`` on prepared batches."""
+  compiled = CompiledStep(config, batches)
+  seconds = compiled.run(steps)
+  return {"img_s": steps * config.batch_size / seconds, "compile_s": compiled.compile_s,
+          "step_ms": 1000 * seconds / steps, "flops_per_step": compiled.flops_per_step}
 
 
 def main():
@@ -77,6 +121,8 @@ def main():
                       help="minilm: condition on its pooled sentence, no learned adapter")
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--no_baseline", action="store_true")
+  parser.add_argument("--peak_tflops", type=float, default=None,
+                      help="the device's peak TFLOP/s, for MFU (e.g. 989 for an H100 in bf16)")
   args = parser.parse_args()
 
   config = base.get_config()
@@ -85,15 +131,7 @@ def main():
   config.text.adapter = args.text == "minilm" and not args.no_adapter
   config.text.max_length = 32 if args.text == "minilm" else config.text.max_length
 
-  source = data.build_source(config)
-  tokenizer = text.build_tokenizer(
-      config.text, data.vocabulary_captions(source, config.data.vocab_examples))
-  iterator = iter(data.make_dataset(source, tokenizer, global_batch_size=config.batch_size,
-                                    seed=0, num_threads=config.data.num_threads))
-  next(iterator)
-  start = time.perf_counter()
-  batches = [next(iterator) for _ in range(8)]
-  pipeline_img_s = 8 * config.batch_size / (time.perf_counter() - start)
+  batches, pipeline_img_s = prepare_batches(config, 8)
 
   print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; "
         f"DF-GAN {args.image_size}x{args.image_size}, nf {args.nf}, batch "
@@ -103,6 +141,13 @@ def main():
   result = measure(config, batches, args.steps)
   print(f"train step:           {result['img_s']:8.1f} img/s  ({result['step_ms']:.0f} ms/step)")
   print(f"first-step compile:   {result['compile_s']:8.1f} s")
+  flops = result["flops_per_step"]
+  if flops:
+    achieved = flops * result["img_s"] / args.batch_size
+    print(f"model FLOPs:          {flops / args.batch_size / 1e9:8.2f} GFLOP/img "
+          f"(XLA cost analysis of the step), {achieved / 1e9:.1f} GFLOP/s achieved")
+    if args.peak_tflops:
+      print(f"MFU:                  {100 * achieved / (args.peak_tflops * 1e12):8.1f} %")
   device_peak = _peak_device_mib()
   print(f"peak host memory:     {_peak_host_mib():8.0f} MiB (RSS)")
   if device_peak is not None:

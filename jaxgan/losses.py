@@ -97,7 +97,26 @@ def ma_gp(logits_fn: Callable[[jax.Array, jax.Array], jax.Array],
   """
   gx, gs = jax.grad(lambda x, s: jnp.sum(_f32(logits_fn(x, s))),
                     argnums=(0, 1))(images, sentences)
-  sq = _per_example_sq_norm(gx) + _per_example_sq_norm(gs)
+  return ma_gp_from_grads(gx, gs, k=k, p=p)
+
+
+def ma_gp_from_grads(image_grads: jax.Array, sentence_grads: jax.Array,
+                     k: float = 2.0, p: float = 6.0) -> jax.Array:
+  """:func:`ma_gp` from the input gradients of D's summed logits.
+
+  For a training step that already has them (a ``jax.vjp`` of the forward
+  pass that gave the real logits), so D's image path is not run again.
+
+  Args:
+    image_grads: [B, H, W, C] ``d sum(D) / d images``.
+    sentence_grads: [B, D] ``d sum(D) / d sentences``.
+    k: weight.
+    p: power of the gradient norm.
+
+  Returns:
+    Scalar ``k * mean(||(dD/dx, dD/ds)||_2 ** p)``.
+  """
+  sq = _per_example_sq_norm(image_grads) + _per_example_sq_norm(sentence_grads)
   # norm**p as sq**(p/2): avoids sqrt, whose derivative at 0 would make the
   # penalty's gradient w.r.t. D's params NaN when D is flat at an example.
   return k * jnp.mean(sq ** (p / 2.0))

@@ -144,6 +144,7 @@ def test_runs_saved_before_the_adapter_keys_existed_still_resume():
     ("batch_size", 0, "batch_size"),
     ("model.arch", "unet", "model.arch"),
     ("loss.kind", "wgan", "loss.kind"),
+    ("model.param_dtype", "bfloat16", "use model.dtype=bfloat16"),
 ])
 def test_bad_config_values_fail_at_start(tmp_path, key, value, message):
   with pytest.raises(ValueError, match=message):
@@ -214,3 +215,25 @@ def test_resuming_with_another_seed_or_batch_size_fails_clearly(tmp_path):
     train_and_evaluate(_config(num_steps=2, seed=1), workdir)
   with pytest.raises(ValueError, match="batch_size=8"):
     train_and_evaluate(_config(num_steps=2, batch_size=16), workdir)
+
+
+def test_bfloat16_compute_keeps_float32_weights_and_ema():
+  from jaxgan import run as run_lib  # pylint: disable=g-import-not-at-top
+  from jaxgan.text import build_tokenizer  # pylint: disable=g-import-not-at-top
+  from jaxgan.train.state import init_state  # pylint: disable=g-import-not-at-top
+  from jaxgan.train.step import make_train_step  # pylint: disable=g-import-not-at-top
+  config = _config(**{"model.dtype": "bfloat16"})
+  tokenizer = build_tokenizer(config.text, ["a red circle", "a blue square"])
+  models, _ = run_lib.build_gan(config, tokenizer)
+  state = init_state(models, config, jax.random.key(0))
+  size, length = config.image_size, config.text.max_length
+  batch = {"image": np.full((config.batch_size, size, size, 3), 128, np.uint8),
+           "ids": np.ones((config.batch_size, length), np.int32),
+           "mask": np.ones((config.batch_size, length), bool)}
+  step = jax.jit(make_train_step(models, config, jax.random.key(1)))
+  for _ in range(2):  # the second step would recompile if a dtype had drifted
+    state, metrics = step(state, batch)
+  assert bool(metrics["finite"])
+  for tree in (state.generator, state.generator_ema, state.discriminator):
+    assert {str(x.dtype) for x in jax.tree.leaves(tree)} == {"float32"}
+  assert step._cache_size() == 1  # pylint: disable=protected-access

@@ -64,16 +64,28 @@ class _StopRequest:
         signal.signal(sig, handler)
 
 
-def _check_finite(step: int, metrics: dict[str, float]) -> None:
-  # The losses come from the parameters before the update, the norms from
-  # those after it: both are checked so a checkpoint never holds NaN.
-  for name in ("d_loss", "g_loss", "d_param_norm", "g_param_norm"):
-    if not math.isfinite(metrics[name]):
-      network = "discriminator" if name.startswith("d_") else "generator"
+def _check_finite(pending: list[tuple[int, dict[str, Any]]]) -> None:
+  """Fetches the device-side ``finite`` flags of the (step, metrics) not yet checked.
+
+  Raises at the first bad step. Called before anything is written, so a
+  checkpoint or a sample grid never holds NaN.
+  """
+  flags = jax.device_get([metrics["finite"] for _, metrics in pending])
+  for (step, metrics), flag in zip(pending, flags):
+    if not flag:
+      values = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "finite"}
+      bad = next((k for k in ("d_loss", "g_loss") if not math.isfinite(values[k])), None)
+      network = "generator" if bad == "g_loss" else "discriminator"
+      what = f"{bad} is {values[bad]}" if bad else "the parameters after the update are not finite"
       raise NonFiniteLossError(
-          f"The {network} loss or parameters ({name}) is {metrics[name]} at step {step}. The run "
-          f"stopped; the last good checkpoint is kept. Lower the learning rate or "
+          f"The {network} loss or parameters are not finite at step {step} ({what}). The "
+          f"run stopped; the last good checkpoint is kept. Lower the learning rate or "
           f"raise loss.ma_gp_weight, then resume.")
+  pending.clear()
+
+
+def _host_metrics(device_metrics: dict[str, Any]) -> dict[str, float]:
+  return {k: float(v) for k, v in jax.device_get(device_metrics).items() if k != "finite"}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -142,6 +154,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   stop = _StopRequest()
   step, metrics = start_step, {}
   last_saved = start_step
+  # Steps run ahead of the host: metrics are fetched only on log, sample and
+  # checkpoint steps (and on a stop), with the NaN flags of every step since.
+  unchecked: list[tuple[int, dict[str, Any]]] = []
   try:
     with stop.installed():
       while step < config.num_steps:
@@ -149,21 +164,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         skipped = int(np.sum(local_batch.pop("skipped")))
         batch = sharding.shard_batch(local_batch, mesh)
         state, device_metrics = train_step(state, batch, frozen_text)
-        metrics = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
         step += 1
-        _check_finite(step, metrics)
+        unchecked.append((step, device_metrics))
         if skipped:
           monitor.count_skipped(step, skipped)
-        monitor.step(step, metrics)
-        if step % config.sample_every == 0 or step == config.num_steps:
+        sample_now = step % config.sample_every == 0 or step == config.num_steps
+        save_now = step % config.checkpoint_every == 0 or step == config.num_steps
+        if sample_now or save_now or step % config.log_every == 0:
+          _check_finite(unchecked)
+          metrics = _host_metrics(device_metrics)
+          monitor.step(step, metrics)
+        else:
+          monitor.step(step, None)
+        if sample_now:
           sampler.write(state, step, monitor)
-        if step % config.checkpoint_every == 0 or step == config.num_steps:
+        if save_now:
           checkpointer.save(step, state, iterator)
           last_saved = step
           if config.eval_every and step % config.eval_every == 0:
             checkpointer.wait_until_finished()
             _evaluate(workdir, step, config, monitor)
         if stop.requested():
+          _check_finite(unchecked)
+          metrics = _host_metrics(device_metrics)
           if last_saved != step:
             checkpointer.save(step, state, iterator)
             last_saved = step

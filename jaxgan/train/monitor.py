@@ -42,15 +42,23 @@ class Monitor:
   def images_per_second(self) -> float:
     return self._img_per_s
 
-  def step(self, step: int, metrics: Mapping[str, float]) -> None:
-    """Called after every finished step with host-side scalar metrics."""
+  def step(self, step: int, metrics: Mapping[str, float] | None) -> None:
+    """Called after every dispatched step.
+
+    Args:
+      step: the step just dispatched.
+      metrics: its host-side scalar metrics; None on steps whose metrics the
+        loop did not fetch (it fetches them on every log step), so the device
+        is not waited for.
+    """
     if not self._is_chief:
       return
     if self._bar is not None:
       self._bar.update(step - self._bar.n)
-      self._bar.set_postfix(d=f"{metrics['d_loss']:.3f}", g=f"{metrics['g_loss']:.3f}",
-                            img_s=f"{self._img_per_s:.1f}", refresh=False)
-    if step % self._log_every == 0:
+      if metrics is not None:
+        self._bar.set_postfix(d=f"{metrics['d_loss']:.3f}", g=f"{metrics['g_loss']:.3f}",
+                              img_s=f"{self._img_per_s:.1f}", refresh=False)
+    if metrics is not None and step % self._log_every == 0:
       now = time.perf_counter()
       self._img_per_s = (step - self._last_step) * self._batch_size / (now - self._last_time)
       self._last_time, self._last_step = now, step

@@ -48,19 +48,37 @@ def _ema(ema, params, decay):
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
 
+def _all_finite(*trees) -> jax.Array:
+  """One device-side bool: every leaf of every tree is finite."""
+  leaves = [leaf for tree in trees for leaf in jax.tree.leaves(tree)]
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+
+
 def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
-                    root_key: jax.Array) -> Callable[..., tuple[TrainState, dict]]:
+                    root_key: jax.Array, *,
+                    with_norms: bool = True) -> Callable[..., tuple[TrainState, dict]]:
   """Builds ``train_step(state, batch, frozen_text) -> (state, metrics)`` for a run.
+
+  DF-GAN's step: G makes one fake batch from one noise draw; D is updated on
+  real/matched, real/mismatched and that fake (with the matching-aware
+  gradient penalty on the real pairs); then G gets its gradient through the
+  *updated* D on the same fake, pulled back through G's one forward pass.
 
   ``frozen_text`` holds a pretrained text encoder's params (None for learned
   encoders, whose params are in the state). It is an argument rather than a
   closure so the weights are not baked into the compiled program as constants,
   and it stays out of checkpoints and optimizer states.
 
+  Metrics always hold the losses and ``finite``, a device-side bool that is
+  False when a loss or a parameter after the update is NaN or Inf, so a loop
+  can check it without fetching every step.
+
   Args:
     models: the run's modules.
     config: the run config (loss kind, MA-GP weight and power, optimizer).
     root_key: the run's root key; step keys are ``fold_in(root_key, step)``.
+    with_norms: also return the global gradient and parameter norms of each
+      network (``*_grad_norm``, ``*_param_norm``).
 
   Returns:
     The (unjitted) pure step function.
@@ -73,8 +91,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   ema_rampup = float(config.optim.ema_rampup)
 
   def train_step(state: TrainState, batch: dict[str, jax.Array], frozen_text=None):
-    step_key = jax.random.fold_in(root_key, state.step)
-    d_noise_key, g_noise_key = jax.random.split(step_key)
+    noise_key = jax.random.fold_in(root_key, state.step)
     real = images_to_float(batch["image"])
     ids, mask = batch["ids"], batch["mask"]
     batch_size = real.shape[0]
@@ -85,22 +102,31 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
     def encode(trainable_text):
       return models.condition(trainable_text, ids, mask, frozen_encoding)
 
+    # --- One fake batch, G's one forward pass (its backward waits for D). ---
+    d_params = d_trainable_params(models, state)
+    sentence = jax.lax.stop_gradient(encode(d_params.get("text_encoder")))
+    z = jax.random.normal(noise_key, (batch_size, models.z_dim), jnp.float32)
+    fake, g_pullback, g_state = jax.vjp(
+        lambda g: models.generate(g, state.generator_state, z, sentence, train=True),
+        state.generator, has_aux=True)
+    d_fake = jax.lax.stop_gradient(fake)
+
     # --- Discriminator (and learned text encoder) update. -------------------
     def d_objective(trainable):
       d_params = trainable["discriminator"]
-      sentence = encode(trainable.get("text_encoder"))
+      text_sentence = encode(trainable.get("text_encoder"))
       # Every sentence paired with the next example's image: the mismatched
       # pairs that make D (and so G) care whether the image fits the text.
-      mismatched = jnp.roll(sentence, 1, axis=0)
-      z = jax.random.normal(d_noise_key, (batch_size, models.z_dim), jnp.float32)
-      # Batch statistics (MLP G) are updated once per step, in the G pass.
-      fake, _ = models.generate(state.generator, state.generator_state, z,
-                                jax.lax.stop_gradient(sentence), train=True)
-      fake = jax.lax.stop_gradient(fake)
-      real_features = models.d_features(d_params, real)
-      real_logits = models.d_logits(d_params, real_features, sentence)
+      mismatched = jnp.roll(text_sentence, 1, axis=0)
+      # D's image path on the real batch runs once: its features score the
+      # matched and mismatched sentences, and its pullback gives the MA-GP's
+      # input gradients.
+      real_features, features_pullback = jax.vjp(
+          lambda x: models.d_features(d_params, x), real)
+      real_logits = models.d_logits(d_params, real_features, text_sentence)
       mismatched_logits = models.d_logits(d_params, real_features, mismatched)
-      fake_logits = models.d_logits(d_params, models.d_features(d_params, fake), sentence)
+      fake_logits = models.d_logits(d_params, models.d_features(d_params, d_fake),
+                                    text_sentence)
       adversarial = d_loss_fn(real_logits, fake_logits, mismatched_logits)
       metrics = {
           "d_adv_loss": adversarial,
@@ -112,37 +138,34 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
       if gp_weight > 0:
         # The penalty smooths D around real matched pairs; it is not a signal
         # for the text encoder, hence the stop_gradient on the sentence.
-        def logits_fn(images, sentences):
-          return models.d_logits(d_params, models.d_features(d_params, images), sentences)
-        penalty = losses.ma_gp(logits_fn, real, jax.lax.stop_gradient(sentence),
-                               k=gp_weight, p=gp_power)
+        gp_logits, logits_pullback = jax.vjp(
+            lambda f, s: models.d_logits(d_params, f, s),
+            real_features, jax.lax.stop_gradient(text_sentence))
+        features_grads, sentence_grads = logits_pullback(
+            jnp.ones_like(gp_logits))
+        (image_grads,) = features_pullback(features_grads)
+        penalty = losses.ma_gp_from_grads(image_grads, sentence_grads,
+                                          k=gp_weight, p=gp_power)
         metrics["d_ma_gp"] = penalty
         total = total + penalty
       metrics["d_loss"] = total
       return total, metrics
 
-    d_params = d_trainable_params(models, state)
     (_, d_metrics), d_grads = jax.value_and_grad(
         d_objective, has_aux=True)(d_params)
     d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, d_params)
     d_params = optax.apply_updates(d_params, d_updates)
     text_params = d_params.get("text_encoder", state.text_encoder)
 
-    # --- Generator update against the updated D. ----------------------------
-    sentence = jax.lax.stop_gradient(encode(text_params))
-
-    def g_objective(g_params):
-      z = jax.random.normal(g_noise_key, (batch_size, models.z_dim), jnp.float32)
-      fake, new_g_state = models.generate(g_params, state.generator_state, z, sentence,
-                                          train=True)
+    # --- Generator update through the updated D, on the same fake. ----------
+    def g_objective(fake):
       logits = models.d_logits(d_params["discriminator"],
                                models.d_features(d_params["discriminator"], fake),
                                sentence)
-      loss = g_loss_fn(logits)
-      return loss, new_g_state
+      return g_loss_fn(logits)
 
-    (g_loss, g_state), g_grads = jax.value_and_grad(g_objective, has_aux=True)(
-        state.generator)
+    g_loss, fake_grads = jax.value_and_grad(g_objective)(fake)
+    (g_grads,) = g_pullback(fake_grads)
     g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.generator)
     g_params = optax.apply_updates(state.generator, g_updates)
     decay = ema_decay(state.step, batch_size, ema_halflife_images, ema_rampup)
@@ -158,15 +181,20 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         g_opt_state=g_opt_state,
         d_opt_state=d_opt_state)
     metrics = dict(d_metrics)
-    metrics.update({
-        "g_loss": g_loss,
-        "g_grad_norm": _global_norm(g_grads),
-        "d_grad_norm": _global_norm(d_grads["discriminator"]),
-        "g_param_norm": _global_norm(g_params),
-        "d_param_norm": _global_norm(d_params["discriminator"]),
-    })
-    if "text_encoder" in d_grads:
-      metrics["text_grad_norm"] = _global_norm(d_grads["text_encoder"])
+    metrics["g_loss"] = g_loss
+    # Losses come from the params before the update, the rest from those
+    # after it: both are checked so a checkpoint never holds NaN.
+    metrics["finite"] = (jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(g_loss)
+                         & _all_finite(g_params, d_params))
+    if with_norms:
+      metrics.update({
+          "g_grad_norm": _global_norm(g_grads),
+          "d_grad_norm": _global_norm(d_grads["discriminator"]),
+          "g_param_norm": _global_norm(g_params),
+          "d_param_norm": _global_norm(d_params["discriminator"]),
+      })
+      if "text_encoder" in d_grads:
+        metrics["text_grad_norm"] = _global_norm(d_grads["text_encoder"])
     return new_state, metrics
 
   return train_step
