@@ -55,6 +55,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 from PIL import Image
 
 from jaxgan import postprocess as postprocess_lib
@@ -403,12 +404,16 @@ def _as_chain(postprocess: Any) -> postprocess_lib.Chain:
 
 
 def _checkpoint_manager(workdir: str) -> ocp.CheckpointManager:
-  # PyTree (not Standard) for the state, because only it restores a subset of
-  # the saved tree. The input pipeline's item is never read here.
   return ocp.CheckpointManager(
       run_lib.checkpoint_dir(workdir),
       options=ocp.CheckpointManagerOptions(create=False),
       item_handlers={"state": ocp.PyTreeCheckpointHandler()})
+
+
+def _state_item(workdir: str, step: int) -> str:
+  # The ``state`` item is read on its own: through the manager, Orbax would
+  # warn about the input pipeline's ``data`` item, which sampling never needs.
+  return os.path.join(run_lib.checkpoint_dir(workdir), str(step), "state")
 
 
 def _flat(tree: Any) -> dict[str, Any]:
@@ -513,9 +518,11 @@ def load_pipeline(workdir: str, step: int | None = None,
   keys = [k for k in RESTORED_KEYS if k != "text_encoder" or models.has_text_params]
   expected = {k: compared[k] for k in keys}
 
-  manager = _checkpoint_manager(workdir)
+  # PyTree (not Standard), because only it restores a subset of the saved tree.
+  handler = ocp.PyTreeCheckpointHandler()
+  path = epath.Path(_state_item(workdir, step))
   try:
-    saved = manager.item_metadata(step)["state"]
+    saved = handler.metadata(path)
     saved = getattr(saved, "tree", saved)
     missing = [k for k in RESTORED_KEYS if k not in saved]
     if missing:
@@ -526,11 +533,10 @@ def load_pipeline(workdir: str, step: int | None = None,
     restore_args = jax.tree.map(
         lambda x: ocp.ArrayRestoreArgs(sharding=replicated, global_shape=x.shape,
                                        dtype=x.dtype), expected)
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.PyTreeRestore(item=item, restore_args=restore_args,
-                                     partial_restore=True)))["state"]
+    restored = handler.restore(path, args=ocp.args.PyTreeRestore(
+        item=item, restore_args=restore_args, partial_restore=True))
   finally:
-    manager.close()
+    handler.close()
 
   params = {k: restored[k] if k in keys else compared[k] for k in RESTORED_KEYS}
   params["frozen_text"] = pretrained_text

@@ -22,6 +22,7 @@ def _loaded_after(statement: str) -> set[str]:
     "import jaxgan.sampling",
     "import jaxgan.run",
     "import jaxgan; jaxgan.load_pipeline",
+    "import jaxgan.export",
 ])
 def test_sampling_loads_no_training_code(statement):
   loaded = _loaded_after(statement)
