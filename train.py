@@ -31,8 +31,8 @@ def main(argv):
   # Orbax and JAX log every checkpoint detail at INFO; keep the console for ours.
   absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger("jaxgan").setLevel(logging.INFO)
-  sharding.maybe_initialize_distributed()
   try:
+    sharding.maybe_initialize_distributed()
     summary = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (ValueError, OSError, NonFiniteLossError) as error:
     print(f"train.py: error: {error}", file=sys.stderr)

@@ -8,11 +8,30 @@ In a notebook::
 
 The modules (``jaxgan.Generator``, ``jaxgan.Discriminator``, the text encoders
 in ``jaxgan.text``) are plain Flax linen modules for one's own training code.
+The names below load on first use: ``import jaxgan.sampling`` brings in no
+training code, ``import jaxgan`` nothing heavy at all.
 """
 
-from jaxgan.models import Discriminator, Generator, MLPDiscriminator, MLPGenerator
-from jaxgan.sampling import Pipeline, load_pipeline
-from jaxgan.train import train_and_evaluate
+from __future__ import annotations
 
-__all__ = ["Discriminator", "Generator", "MLPDiscriminator", "MLPGenerator", "Pipeline",
-           "load_pipeline", "train_and_evaluate"]
+import importlib
+
+_LAZY = {
+    "Discriminator": "jaxgan.models",
+    "Generator": "jaxgan.models",
+    "MLPDiscriminator": "jaxgan.models",
+    "MLPGenerator": "jaxgan.models",
+    "GanModels": "jaxgan.models",
+    "Pipeline": "jaxgan.sampling",
+    "load_pipeline": "jaxgan.sampling",
+    "export_run": "jaxgan.export",
+    "train_and_evaluate": "jaxgan.train",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+  if name in _LAZY:
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  raise AttributeError(f"module 'jaxgan' has no attribute {name!r}")

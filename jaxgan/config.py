@@ -6,14 +6,21 @@ import math
 
 import ml_collections
 
+from jaxgan import losses
+from jaxgan import models
+from jaxgan import text
+
+# Each list comes from the module that owns the choice, so adding an encoder,
+# an architecture or a loss there makes it valid here.
 _CHOICES = {
-    "text.encoder": ("bow", "transformer", "minilm"),
-    "model.arch": ("dfgan", "mlp"),
-    "loss.kind": ("hinge", "bce"),
-    "model.dtype": ("float32", "bfloat16"),
-    "model.param_dtype": ("float32",),
-    "text.dtype": ("float32", "bfloat16"),
-    "text.param_dtype": ("float32", "bfloat16"),
+    "text.encoder": text.ENCODERS,
+    "model.arch": models.ARCHS,
+    "loss.kind": losses.KINDS,
+    "model.dtype": models.DTYPES,
+    # bfloat16 is refused below with its own message (float32 master weights).
+    "model.param_dtype": models.DTYPES,
+    "text.dtype": text.DTYPES,
+    "text.param_dtype": text.DTYPES,
 }
 _POSITIVE_INTS = ("num_steps", "batch_size", "log_every", "checkpoint_every",
                   "keep_checkpoints", "sample_every", "num_sample_prompts",

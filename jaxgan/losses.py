@@ -143,6 +143,8 @@ _LOSSES = {
     "hinge": (hinge_d_loss, hinge_g_loss),
     "bce": (bce_d_loss, bce_g_loss),
 }
+# The loss kinds a config may name.
+KINDS = tuple(_LOSSES)
 
 
 def get_loss_fns(kind: str) -> LossFns:

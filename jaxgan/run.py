@@ -1,4 +1,4 @@
-"""A run directory and what it holds besides checkpoints: config, tokenizer, models.
+"""A run directory: its config, tokenizer, models and where its checkpoints are.
 
 Training writes ``config.json`` and the tokenizer into the workdir at start;
 sampling and evaluation rebuild the very same modules from them.
@@ -17,7 +17,7 @@ import ml_collections
 from jaxgan import config as config_lib
 from jaxgan import models as gan_models
 from jaxgan import text
-from jaxgan.train.state import GanModels
+from jaxgan.models.gan import GanModels
 
 CONFIG_FILE = "config.json"
 # Keys that change the networks or their inputs: a workdir can only be resumed
@@ -28,6 +28,17 @@ _ARCHITECTURE_KEYS = ("image_size", "model", "text", "data.source")
 # (The input iterator's saved state has one layout per number of data workers.)
 RESUME_KEYS = ("seed", "batch_size", "data.seed", "data.num_examples", "data.max_objects",
                "data.workers")
+
+
+def checkpoint_dir(workdir: str) -> str:
+  """Where a run's Orbax checkpoints live."""
+  return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
+def abstract_like(tree: Any, sharding: jax.sharding.Sharding) -> Any:
+  """Shapes and dtypes of ``tree`` with ``sharding``: the restore target."""
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
 
 
 def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:

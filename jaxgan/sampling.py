@@ -42,31 +42,37 @@ Prompts:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import warnings
 import zlib
 from typing import Any, Sequence
 
+import flax.serialization
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from etils import epath
 from PIL import Image
 
 from jaxgan import postprocess as postprocess_lib
 from jaxgan import run as run_lib
+from jaxgan import sharding
 from jaxgan import text as text_lib
-from jaxgan.train import checkpointing
+from jaxgan.models.gan import GanModels, make_generate_fn
 from jaxgan.text.tokenizer import UNK_ID
-from jaxgan.train.state import GanModels, init_state
 
 # What sampling reads from a checkpoint's ``state``; the rest (optimizer
 # states, the raw generator, the step counter) stays on disk.
 RESTORED_KEYS = ("generator_ema", "generator_state", "text_encoder", "discriminator")
-_AXIS = "batch"
+# An exported model (see jaxgan.export): its manifest, its params and which.
+EXPORT_FILE = "export.json"
+EXPORT_FORMAT = 1
+PARAMS_FILE = "params.msgpack"
+EXPORTED_KEYS = ("generator_ema", "generator_state", "text_encoder")
 # The truncation threshold in standard deviations is this times ``truncation``
 # (BigGAN's trick with its usual range: 2 sigma at 1.0 would already be mild).
 _TRUNCATION_SIGMAS = 2.0
@@ -161,14 +167,15 @@ class Pipeline:
     self.models = models
     self.step = step
     self.devices = list(jax.local_devices() if devices is None else devices)
-    self._mesh = Mesh(np.asarray(self.devices), (_AXIS,))
-    self._replicated = NamedSharding(self._mesh, P())
-    self._split = NamedSharding(self._mesh, P(_AXIS))
+    self._mesh = sharding.make_mesh(self.devices)
+    self._replicated = sharding.replicated(self._mesh)
+    self._split = sharding.batch_sharded(self._mesh)
     params = dict(params)
     # Pipelines built by hand before frozen encoders had their own entry.
     params.setdefault("frozen_text", None)
     self.params = jax.device_put(params, self._replicated)
     z_dim = models.z_dim
+    images_from = make_generate_fn(models)
 
     def encode(text_params, frozen_text, ids, mask):
       return models.encode_text(text_params, ids, mask, frozen_text)
@@ -180,7 +187,7 @@ class Pipeline:
     def generate(g_params, g_state, text_params, frozen_text, seed, hashes, indices,
                  truncation, ids, mask):
       z = _noise(seed, hashes, indices, truncation, z_dim)
-      return synthesize(g_params, g_state, z, encode(text_params, frozen_text, ids, mask))
+      return images_from(g_params, g_state, text_params, frozen_text, z, ids, mask)
 
     out = self._split
     self._encode = jax.jit(encode, out_shardings=out)
@@ -397,15 +404,16 @@ def _as_chain(postprocess: Any) -> postprocess_lib.Chain:
 
 
 def _checkpoint_manager(workdir: str) -> ocp.CheckpointManager:
-  import grain  # pylint: disable=g-import-not-at-top
-  # Naming a handler for every item on disk: otherwise Orbax warns about the
-  # ones it cannot interpret when reading metadata. PyTree (not Standard) for
-  # the state, because only it restores a subset of the saved tree.
   return ocp.CheckpointManager(
-      checkpointing.checkpoint_dir(workdir),
+      run_lib.checkpoint_dir(workdir),
       options=ocp.CheckpointManagerOptions(create=False),
-      item_handlers={"state": ocp.PyTreeCheckpointHandler(),
-                     "data": grain.checkpoint.CheckpointHandler()})
+      item_handlers={"state": ocp.PyTreeCheckpointHandler()})
+
+
+def _state_item(workdir: str, step: int) -> str:
+  # The ``state`` item is read on its own: through the manager, Orbax would
+  # warn about the input pipeline's ``data`` item, which sampling never needs.
+  return os.path.join(run_lib.checkpoint_dir(workdir), str(step), "state")
 
 
 def _flat(tree: Any) -> dict[str, Any]:
@@ -437,9 +445,20 @@ def _check_matches(expected: Any, saved: Any, workdir: str, step: int) -> None:
         f"from another run?")
 
 
+def abstract_params(models: GanModels, config: ml_collections.ConfigDict,
+                    pretrained_text: Any = None) -> dict[str, Any]:
+  """Shapes and dtypes of the params named in :data:`RESTORED_KEYS` (nothing allocated)."""
+  nets = jax.eval_shape(
+      lambda key, text: models.init(key, image_size=config.image_size,
+                                    max_length=config.text.max_length, frozen_text=text),
+      jax.random.key(0), pretrained_text)
+  nets["generator_ema"] = nets.pop("generator")
+  return nets
+
+
 def available_steps(workdir: str) -> list[int]:
   """The steps of the complete checkpoints in ``workdir``, ascending."""
-  directory = checkpointing.checkpoint_dir(workdir)
+  directory = run_lib.checkpoint_dir(workdir)
   if not os.path.isdir(directory):
     return []
   manager = _checkpoint_manager(workdir)
@@ -454,8 +473,10 @@ def load_pipeline(workdir: str, step: int | None = None,
   """Loads a trained run for sampling.
 
   Args:
-    workdir: the run directory (``config.json``, ``tokenizer.json``, checkpoints).
-    step: the checkpoint to load; None for the latest.
+    workdir: the run directory (``config.json``, ``tokenizer.json``,
+      checkpoints), or a directory written by ``export.py``.
+    step: the checkpoint to load; None for the latest (an exported model has
+      only the one it was exported from).
     devices: devices to place the params on (replicated) and to split batches
       over; all local devices when None. Need not match the training devices.
 
@@ -468,6 +489,8 @@ def load_pipeline(workdir: str, step: int | None = None,
       the checkpoint does not match ``config.json``.
   """
   workdir = os.path.abspath(workdir)
+  if os.path.isfile(os.path.join(workdir, EXPORT_FILE)):
+    return _load_exported(workdir, step, devices)
   config = run_lib.load_config(workdir)
   tokenizer = text_lib.load_tokenizer(workdir)
   models, pretrained_text = run_lib.build_gan(config, tokenizer)
@@ -486,37 +509,77 @@ def load_pipeline(workdir: str, step: int | None = None,
   step = int(step)
 
   devices = list(jax.local_devices() if devices is None else devices)
-  replicated = NamedSharding(Mesh(np.asarray(devices), (_AXIS,)), P())
-  # Shapes only: nothing is initialised or allocated.
-  abstract = jax.eval_shape(
-      lambda key, text: init_state(models, config, key, frozen_text=text),
-      jax.random.key(0), pretrained_text)
+  replicated = sharding.replicated(sharding.make_mesh(devices))
+  abstract = abstract_params(models, config, pretrained_text)
   # A frozen encoder's params come from its package, not the checkpoint; its
   # ``text_encoder`` entry (empty without an adapter) is compared, so a swapped
   # encoder is caught, and read only when it holds an adapter.
-  compared = {k: getattr(abstract, k) for k in RESTORED_KEYS}
+  compared = {k: abstract[k] for k in RESTORED_KEYS}
   keys = [k for k in RESTORED_KEYS if k != "text_encoder" or models.has_text_params]
   expected = {k: compared[k] for k in keys}
 
-  manager = _checkpoint_manager(workdir)
+  # PyTree (not Standard), because only it restores a subset of the saved tree.
+  handler = ocp.PyTreeCheckpointHandler()
+  path = epath.Path(_state_item(workdir, step))
   try:
-    saved = manager.item_metadata(step)["state"]
+    saved = handler.metadata(path)
     saved = getattr(saved, "tree", saved)
     missing = [k for k in RESTORED_KEYS if k not in saved]
     if missing:
       raise ValueError(f"the checkpoint at step {step} in {workdir!r} has no "
                        f"{', '.join(missing)}; it was not written by jaxgan's trainer")
     _check_matches(compared, {k: saved[k] for k in RESTORED_KEYS}, workdir, step)
-    item = checkpointing.abstract_like(expected, replicated)
+    item = run_lib.abstract_like(expected, replicated)
     restore_args = jax.tree.map(
         lambda x: ocp.ArrayRestoreArgs(sharding=replicated, global_shape=x.shape,
                                        dtype=x.dtype), expected)
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.PyTreeRestore(item=item, restore_args=restore_args,
-                                     partial_restore=True)))["state"]
+    restored = handler.restore(path, args=ocp.args.PyTreeRestore(
+        item=item, restore_args=restore_args, partial_restore=True))
   finally:
-    manager.close()
+    handler.close()
 
   params = {k: restored[k] if k in keys else compared[k] for k in RESTORED_KEYS}
   params["frozen_text"] = pretrained_text
   return Pipeline(config, tokenizer, models, params, step=step, devices=devices)
+
+
+def _check_frozen_files(recorded: dict[str, Any], directory: str) -> None:
+  """Raises ValueError if the frozen encoder's files differ from those exported with."""
+  found = text_lib.pretrained.describe_model_dir(recorded["model_dir"])
+  changed = sorted(name for name, digest in recorded["files"].items()
+                   if found["files"].get(name) != digest)
+  if changed:
+    source = (f"{recorded['package']}=={recorded['version']}" if recorded["package"]
+              else recorded["model_dir"])
+    raise ValueError(
+        f"the frozen text encoder's files differ from those {directory!r} was exported "
+        f"with ({', '.join(changed)}); it needs {source}")
+
+
+def _load_exported(directory: str, step: int | None,
+                   devices: Sequence[jax.Device] | None) -> Pipeline:
+  """:func:`load_pipeline` for a directory written by :func:`jaxgan.export.export_run`."""
+  with open(os.path.join(directory, EXPORT_FILE)) as f:
+    manifest = json.load(f)
+  if manifest.get("format") != EXPORT_FORMAT:
+    raise ValueError(f"{directory!r} holds an export of format {manifest.get('format')!r}; "
+                     f"this jaxgan reads format {EXPORT_FORMAT}")
+  if step is not None and int(step) != manifest["step"]:
+    raise ValueError(f"{directory!r} is an exported model of step {manifest['step']} "
+                     f"only; got step={step}")
+  if manifest["frozen_text"] is not None:
+    _check_frozen_files(manifest["frozen_text"], directory)
+  config = run_lib.load_config(directory)
+  tokenizer = text_lib.load_tokenizer(directory)
+  models, pretrained_text = run_lib.build_gan(config, tokenizer)
+  with open(os.path.join(directory, PARAMS_FILE), "rb") as f:
+    saved = flax.serialization.msgpack_restore(f.read())
+  expected = abstract_params(models, config, pretrained_text)
+  _check_matches({k: expected[k] for k in EXPORTED_KEYS},
+                 {k: saved.get(k, {}) for k in EXPORTED_KEYS}, directory, manifest["step"])
+  params = {k: saved.get(k, {}) for k in EXPORTED_KEYS}
+  # Not exported: the discriminator serves training and image scoring only.
+  params["discriminator"] = None
+  params["frozen_text"] = pretrained_text
+  return Pipeline(config, tokenizer, models, params, step=manifest["step"],
+                  devices=devices)

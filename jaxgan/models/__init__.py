@@ -16,9 +16,12 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxgan.models.dfgan import Discriminator, Generator
+from jaxgan.models.gan import GanModels, make_generate_fn
 from jaxgan.models.mlp import MLPDiscriminator, MLPGenerator
 
 ARCHS = ("dfgan", "mlp")
+# Compute and parameter dtypes a config may name.
+DTYPES = ("float32", "bfloat16")
 
 # Architectures whose generator has BatchNorm state ("batch_stats").
 _BATCH_STATS = {"dfgan": False, "mlp": True}
@@ -77,6 +80,6 @@ def build_models(arch: str, image_size: int, nf: int = 32,
 
 
 __all__ = [
-    "ARCHS", "Discriminator", "Generator", "MLPDiscriminator", "MLPGenerator",
-    "build_models", "uses_batch_stats",
+    "ARCHS", "DTYPES", "Discriminator", "GanModels", "Generator", "MLPDiscriminator",
+    "MLPGenerator", "build_models", "make_generate_fn", "uses_batch_stats",
 ]

@@ -32,6 +32,7 @@ from jaxgan.text.transformer import TransformerEncoder
 
 __all__ = [
     "ENCODERS",
+    "DTYPES",
     "BertEncoder",
     "BowEncoder",
     "PretrainedTokenizer",
@@ -59,6 +60,8 @@ _DTYPES = {
     "bfloat16": jnp.bfloat16,
     "float16": jnp.float16,
 }
+# Compute and parameter dtypes a text config may name.
+DTYPES = tuple(_DTYPES)
 
 
 def default_config() -> ml_collections.ConfigDict:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -671,3 +673,39 @@ class CachedSentenceEmbedder:
     while len(self._cache) > self.capacity:
       self._cache.popitem(last=False)
     return out.astype(np.float32)
+
+
+def _sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def describe_model_dir(model_dir: str | None = None) -> dict[str, Any]:
+  """Where a pretrained encoder's files come from, with a checksum of each.
+
+  An exported model records this instead of copying the weights; loading it
+  compares the files found then with these checksums.
+
+  Args:
+    model_dir: the configured ``text.model_dir``; None for the packaged MiniLM.
+
+  Returns:
+    ``package`` and ``version`` (None for a user's own ``model_dir``),
+    ``model_dir`` as configured, and ``files``: relative path -> SHA-256.
+  """
+  directory = model_dir or default_minilm_dir()
+  files = {}
+  for root, dirs, names in os.walk(directory):
+    dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+    for name in sorted(names):
+      path = os.path.join(root, name)
+      files[os.path.relpath(path, directory)] = _sha256(path)
+  package = version = None
+  if model_dir is None:
+    package = INSTALL_HINT.split()[-1]
+    version = importlib.metadata.version(package)
+  return {"package": package, "version": version, "model_dir": model_dir,
+          "files": files}

@@ -17,9 +17,9 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
-
-def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), "checkpoints")
+# The run directory's layout lives in jaxgan.run, which sampling reads without
+# the trainer; re-exported here for the loop.
+from jaxgan.run import abstract_like, checkpoint_dir  # pylint: disable=unused-import
 
 
 class Checkpointer:
@@ -87,8 +87,3 @@ class Checkpointer:
     self._manager.wait_until_finished()
     self._manager.close()
 
-
-def abstract_like(tree: Any, sharding: jax.sharding.Sharding) -> Any:
-  """Shapes and dtypes of ``tree`` with ``sharding``: the restore target."""
-  return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)

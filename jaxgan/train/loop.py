@@ -19,10 +19,11 @@ from jaxgan import data
 from jaxgan import images as image_utils
 from jaxgan import run as run_lib
 from jaxgan import sharding
+from jaxgan.models.gan import make_generate_fn
 from jaxgan.train import checkpointing
 from jaxgan.train.monitor import Monitor
 from jaxgan.train.state import init_state
-from jaxgan.train.step import make_generate_fn, make_train_step
+from jaxgan.train.step import make_train_step
 
 
 class NonFiniteLossError(RuntimeError):

@@ -16,7 +16,8 @@ import ml_collections
 import optax
 
 from jaxgan import losses
-from jaxgan.train.state import GanModels, TrainState, d_trainable_params, make_optimizers
+from jaxgan.models.gan import GanModels
+from jaxgan.train.state import TrainState, d_trainable_params, make_optimizers
 
 
 def images_to_float(images_uint8: jax.Array) -> jax.Array:
@@ -198,18 +199,4 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
     return new_state, metrics
 
   return train_step
-
-
-def make_generate_fn(models: GanModels) -> Callable[..., jax.Array]:
-  """``generate(ema_params, g_state, text_params, frozen_text, z, ids, mask)``.
-
-  Returns images in [-1, 1]; ``frozen_text`` is None for a learned encoder.
-  """
-
-  def generate(ema_params, g_state, text_params, frozen_text, z, ids, mask):
-    sentence = models.encode_text(text_params, ids, mask, frozen_text)
-    images, _ = models.generate(ema_params, g_state, z, sentence, train=False)
-    return images
-
-  return generate
 

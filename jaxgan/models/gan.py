@@ -1,0 +1,161 @@
+"""The modules of a run in one bundle, and how they are initialised and sampled.
+
+:class:`GanModels` holds a run's (stateless) linen modules; both the trainer
+(:mod:`jaxgan.train`) and sampling (:mod:`jaxgan.sampling`) use it, so it lives
+with the models and imports nothing of training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgan.text.base import TextEncoding
+
+
+@dataclasses.dataclass(frozen=True)
+class GanModels:
+  """The (stateless) modules of a run; their params live in :class:`TrainState`.
+
+  Attributes:
+    generator: G(z, sentence) -> image in [-1, 1].
+    discriminator: D with ``features(image)`` and ``logits(features, sentence)``.
+    text_encoder: (ids, mask) -> TextEncoding.
+    text_frozen: the text encoder is pretrained and frozen (its params live
+      outside the state) rather than learned with D (bow, transformer).
+    generator_has_state: G keeps non-param collections (batch norm statistics).
+    z_dim: noise size.
+    sentence_scale: factor applied to the sentence embeddings of a frozen
+      encoder without adapter (see :func:`jaxgan.run.build_gan`).
+    text_adapter: a learned head on the frozen encoder's token states
+      (:class:`jaxgan.text.TokenAdapter`), trained with D; None for none.
+  """
+
+  generator: nn.Module
+  discriminator: nn.Module
+  text_encoder: nn.Module
+  text_frozen: bool
+  generator_has_state: bool
+  z_dim: int
+  sentence_scale: float = 1.0
+  text_adapter: nn.Module | None = None
+
+  @property
+  def has_text_params(self) -> bool:
+    """Whether the state holds text params that D's optimizer trains."""
+    return not self.text_frozen or self.text_adapter is not None
+
+  def encode_frozen(self, frozen_text, ids, mask) -> TextEncoding | None:
+    """The frozen encoder's output (no gradient), or None for a learned one."""
+    if not self.text_frozen:
+      return None
+    if frozen_text is None:
+      raise ValueError("a frozen text encoder needs its pretrained params (frozen_text)")
+    # No gradient reaches pretrained weights; cutting it here also skips
+    # their backward pass.
+    return jax.lax.stop_gradient(
+        self.text_encoder.apply({"params": frozen_text}, ids, mask))
+
+  def condition(self, text_params, ids, mask,
+                frozen_encoding: TextEncoding | None) -> jax.Array:
+    """Sentence embeddings [B, D] float32 from :meth:`encode_frozen`'s output.
+
+    Args:
+      text_params: the state's text params: a learned encoder's, or the
+        adapter's on a frozen encoder (anything, e.g. ``{}``, for neither).
+      ids: [B, L] token ids.
+      mask: [B, L] bool.
+      frozen_encoding: :meth:`encode_frozen` of the same ids and mask.
+    """
+    if frozen_encoding is None:
+      return self.text_encoder.apply({"params": text_params}, ids, mask).sentence
+    if self.text_adapter is not None:
+      return self.text_adapter.apply({"params": text_params}, frozen_encoding).sentence
+    return frozen_encoding.sentence * self.sentence_scale
+
+  def encode_text(self, text_params, ids, mask, frozen_text=None) -> jax.Array:
+    """Sentence embeddings [B, D] in float32, as the GAN is conditioned on them.
+
+    ``frozen_text`` is a frozen encoder's params (None for a learned encoder);
+    see :meth:`condition` for the rest.
+    """
+    return self.condition(text_params, ids, mask,
+                          self.encode_frozen(frozen_text, ids, mask))
+
+  def init_text(self, key: jax.Array, ids, mask, frozen_text=None) -> Any:
+    """Fresh trainable text params: the learned encoder's, the adapter's, or {}."""
+    if not self.text_frozen:
+      return self.text_encoder.init(key, ids, mask)["params"]
+    if self.text_adapter is None:
+      return {}
+    return self.text_adapter.init(key, self.encode_frozen(frozen_text, ids, mask))["params"]
+
+  def generate(self, params, state, z, sentence, *, train: bool):
+    """Returns (images, new generator state)."""
+    variables = {"params": params, **state}
+    if not self.generator_has_state:
+      return self.generator.apply(variables, z, sentence), state
+    if train:
+      images, updates = self.generator.apply(variables, z, sentence, train=True,
+                                             mutable=list(state))
+      return images, dict(updates)
+    return self.generator.apply(variables, z, sentence, train=False), state
+
+  def d_features(self, params, images):
+    return self.discriminator.apply({"params": params}, images, method="features")
+
+  def d_logits(self, params, features, sentence):
+    return self.discriminator.apply({"params": params}, features, sentence,
+                                    method="logits")
+
+  def init(self, key: jax.Array, *, image_size: int, max_length: int,
+           frozen_text: Any = None) -> dict[str, Any]:
+    """Fresh params of every network from one key.
+
+    Args:
+      key: the init key.
+      image_size: the image side.
+      max_length: the token length.
+      frozen_text: a pretrained text encoder's params (kept outside);
+        None for a learned encoder.
+
+    Returns:
+      ``generator``, ``generator_state`` (non-param collections),
+      ``discriminator`` and ``text_encoder`` (see :meth:`init_text`).
+    """
+    g_key, d_key, t_key = jax.random.split(key, 3)
+    ids = jnp.zeros((2, max_length), jnp.int32)
+    mask = jnp.ones((2, max_length), bool)
+    text_params = self.init_text(t_key, ids, mask, frozen_text)
+    sentence = self.encode_text(text_params, ids, mask, frozen_text)
+    z = jnp.zeros((2, self.z_dim), jnp.float32)
+    images = jnp.zeros((2, image_size, image_size, 3), jnp.float32)
+    g_kwargs = {"train": False} if self.generator_has_state else {}
+    g_state = dict(self.generator.init(g_key, z, sentence, **g_kwargs))
+    g_params = g_state.pop("params")
+    d_params = self.discriminator.init(d_key, images, sentence)["params"]
+    return {"generator": g_params, "generator_state": g_state,
+            "discriminator": d_params, "text_encoder": text_params}
+
+
+def make_generate_fn(models: GanModels) -> Callable[..., jax.Array]:
+  """``generate(g_params, g_state, text_params, frozen_text, z, ids, mask)``.
+
+  The one way from tokens and noise to images: the training sample grids, the
+  :class:`jaxgan.sampling.Pipeline` and the exported model all call it.
+  ``frozen_text`` is None for a learned encoder.
+
+  Returns:
+    A pure function giving float32 images in [-1, 1].
+  """
+
+  def generate(g_params, g_state, text_params, frozen_text, z, ids, mask):
+    sentence = models.encode_text(text_params, ids, mask, frozen_text)
+    images, _ = models.generate(g_params, g_state, z, sentence, train=False)
+    return images.astype(jnp.float32)
+
+  return generate
