@@ -4,10 +4,10 @@
         [--fid-weights fid_inception.npz]
 
 Appends one JSON line to ``runs/base/metrics.jsonl`` and prints a table. The
-first evaluation at an image size trains the shapes probe (68 minutes at 32px
-on a 2-core CPU that a training run shared) and caches it in
-``$JAXGAN_CACHE_DIR`` (default ``~/.cache/jaxgan``). For ``--fid-weights`` see
-``jaxgan/metrics/inception.py``.
+shapes probe that reads the images comes with the package at 16, 32 and 64 px
+(``jaxgan/metrics/probe_weights``); at other sizes the first evaluation trains
+it and caches it in ``$JAXGAN_CACHE_DIR`` (default ``~/.cache/jaxgan``). For
+``--fid-weights`` see ``jaxgan/metrics/inception.py``.
 """
 
 import argparse
