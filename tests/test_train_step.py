@@ -243,29 +243,42 @@ def test_ema_is_the_decayed_average_of_the_updated_generator():
   assert int(new_state.step) == int(state.step) + 1
 
 
-def _saturated_case():
-  """A hand-built D that already separates real, fake and mismatched by the
-  hinge margin: D's adversarial loss has zero gradient everywhere, while G's
-  loss and the MA-GP still depend on the sentence."""
+def _leak_case():
+  """A hand-built case where D's loss gives the text encoder no gradient, but
+  every way it could leak in would.
+
+  D already separates real matched pairs from mismatched ones by the hinge
+  margin, so those terms have zero gradient. The fake term is active, but D's
+  matching head reads a feature the fakes do not have (a channel G leaves at
+  zero), so the fake logit does not depend on the sentence directly: only
+  through G's input, which must not pass a gradient. G's loss and the MA-GP
+  depend on the sentence.
+  """
   models, config, state, step, _ = _setup("hinge")
-  # Sentences (1, 0) and (0, 1): token 1 and token 2, padding and token 3 zero.
+  # Sentences (1, 0) and (0, 1): token 1 and token 2; padding and token 3 zero.
   embed = np.zeros((VOCAB, SENTENCE_DIM), np.float32)
   embed[1], embed[2] = (1.0, 0.0), (0.0, 1.0)
-  # Feature c: the mean of channel c; realness 0.1 * sum(f) - 1.5; match
-  # (sum(f), -sum(f)).
+  # Feature c is the mean of channel c. Logit: 0.1 * f0 - 0.5 + <(3 f1, -3 f1), s>.
   pixels = IMAGE_SIZE * IMAGE_SIZE * 3
+  channel = np.arange(pixels) % 3
   channel_mean = np.zeros((pixels, 3), np.float32)
-  channel_mean[np.arange(pixels), np.arange(pixels) % 3] = 1.0 / (IMAGE_SIZE * IMAGE_SIZE)
+  channel_mean[np.arange(pixels), channel] = 1.0 / (IMAGE_SIZE * IMAGE_SIZE)
   d_params = {
       "features": {"kernel": channel_mean, "bias": np.zeros(3, np.float32)},
-      "realness": {"kernel": np.full((3, 1), 0.1, np.float32),
-                   "bias": np.array([-1.5], np.float32)},
-      "match": {"kernel": np.tile(np.array([[1.0, -1.0]], np.float32), (3, 1)),
+      "realness": {"kernel": np.array([[0.1], [0.0], [0.0]], np.float32),
+                   "bias": np.array([-0.5], np.float32)},
+      "match": {"kernel": np.array([[0.0, 0.0], [3.0, -3.0], [0.0, 0.0]], np.float32),
                 "bias": np.zeros(SENTENCE_DIM, np.float32)},
   }
-  # Fakes near mid-gray: tanh of a small sentence-dependent term.
-  g_params = jax.tree.map(lambda p: 0.05 * p / jnp.maximum(jnp.abs(p).max(), 1e-6),
-                          state.generator)
+  # G draws channel 0 only, from the sentence: tanh(0) = 0 in channels 1 and 2.
+  rng = np.random.default_rng(3)
+  only_red = (channel == 0).astype(np.float32)
+  g_params = {"canvas": 0.1 * rng.standard_normal(pixels).astype(np.float32) * only_red,
+              "from_sentence": {
+                  "kernel": rng.standard_normal((SENTENCE_DIM, pixels)).astype(np.float32)
+                            * only_red,
+                  "bias": np.zeros(pixels, np.float32)}}
+  g_params = jax.tree.map(jnp.asarray, g_params)
   state = state.replace(
       discriminator=jax.tree.map(jnp.asarray, d_params),
       text_encoder={"embed": {"embedding": jnp.asarray(embed)}},
@@ -279,36 +292,44 @@ def _saturated_case():
   return models, config, state, step, batch
 
 
-def test_text_encoder_gets_no_gradient_from_g_loss_or_ma_gp():
-  models, config, state, step, batch = _saturated_case()
+def test_text_encoder_gets_no_gradient_from_g_loss_ma_gp_or_g_input():
+  models, config, state, step, batch = _leak_case()
   ref = Reference(models, config, state, batch)
   terms = ref.d_terms(state.discriminator, state.text_encoder)
-  # The premise: every hinge term is past its margin ...
-  assert np.all(terms["real"] > 1.1) and np.all(terms["fake"] < -1.1)
-  assert np.all(terms["mismatched"] < -1.1)
+  # The premise: real and mismatched pairs past the margin, fakes inside it ...
+  assert np.all(terms["real"] > 1.1) and np.all(terms["mismatched"] < -1.1)
+  assert np.all(np.abs(terms["fake"]) < 0.9)
   text_grad = jax.grad(ref.d_loss, argnums=1)(state.discriminator, state.text_encoder)
   assert all(np.all(g == 0) for g in _leaves(text_grad))
-  # ... while G's loss and the MA-GP would move the text encoder if allowed to.
-  def g_loss_through_text(text_params):
-    sentence = ref.sentence(text_params)
-    return ref.g_loss_fn(ref.logits(state.discriminator,
-                                    ref.generate(state.generator, sentence), sentence))
 
-  def gp_through_text(text_params):
-    sentence = ref.sentence(text_params)
+  # ... while each leak would move the text encoder.
+  def fakes(text_params):
+    return ref.generate(state.generator, ref.sentence(text_params))
+
+  def g_loss_leak(text_params):
+    return ref.g_loss_fn(ref.logits(state.discriminator, fakes(text_params),
+                                    ref.sentence(text_params)))
+
+  def gp_leak(text_params):
     return losses.ma_gp(lambda x, s: ref.logits(state.discriminator, x, s), ref.real,
-                        sentence, k=2.0, p=6.0)
+                        ref.sentence(text_params), k=2.0, p=6.0)
 
-  for leak in (g_loss_through_text, gp_through_text):
-    assert max(np.abs(g).max() for g in _leaves(jax.grad(leak)(state.text_encoder))) > 1e-3
+  def g_input_leak(text_params):
+    logits = ref.logits(state.discriminator, fakes(text_params),
+                        jax.lax.stop_gradient(ref.sentence(text_params)))
+    return ref.d_loss_fn(terms["real"], logits, terms["mismatched"])
+
+  for leak in (g_loss_leak, gp_leak, g_input_leak):
+    grads = _leaves(jax.grad(leak)(state.text_encoder))
+    assert max(np.abs(g).max() for g in grads) > 1e-3, leak.__name__
 
   new_state, metrics = step(state, batch)
   for old, new in zip(_leaves(state.text_encoder), _leaves(new_state.text_encoder),
                       strict=True):
     np.testing.assert_array_equal(new, old, err_msg="the text encoder moved")
-  # G trained, and D moved by its MA-GP alone.
+  # G and D trained.
   assert any(np.any(a != b) for a, b in zip(_leaves(state.generator),
                                             _leaves(new_state.generator)))
-  gp_grad = jax.grad(ref.d_loss)(state.discriminator, state.text_encoder)
-  _assert_moved_against_gradient(state.discriminator, new_state.discriminator, gp_grad, "D")
-  assert metrics["d_adv_loss"] == pytest.approx(0.0, abs=1e-6)
+  d_grad = jax.grad(ref.d_loss)(state.discriminator, state.text_encoder)
+  _assert_moved_against_gradient(state.discriminator, new_state.discriminator, d_grad, "D")
+  np.testing.assert_allclose(metrics["d_loss"], terms["adv"] + terms["gp"], rtol=1e-5)
