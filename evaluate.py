@@ -4,9 +4,11 @@
         [--fid-weights fid_inception.npz]
 
 Appends one JSON line to ``runs/base/metrics.jsonl`` and prints a table. The
-shapes probe that reads the images comes with the package at 16, 32 and 64 px
-(``jaxgan/metrics/probe_weights``); at other sizes the first evaluation trains
-it and caches it in ``$JAXGAN_CACHE_DIR`` (default ``~/.cache/jaxgan``). For
+shapes probe that reads the images is taken from the package
+(``jaxgan/metrics/probe_weights``, written by ``scripts/train_probe.py``; none
+shipped yet), else from ``$JAXGAN_CACHE_DIR`` (default ``~/.cache/jaxgan``);
+failing both, the first evaluation at an image size trains it (68 minutes at
+32px on a 2-core CPU that a training run shared) and caches it. For
 ``--fid-weights`` see ``jaxgan/metrics/inception.py``.
 """
 

@@ -82,8 +82,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.sample_every = 250
   config.num_sample_prompts = 16
   # Alignment metrics (evaluate.py's) every N steps, logged to TensorBoard and
-  # workdir/metrics.jsonl; 0 = off. A multiple of checkpoint_every. The shapes
-  # probe is shipped for 16, 32 and 64 px; other sizes train it once and cache it.
+  # workdir/metrics.jsonl; 0 = off. A multiple of checkpoint_every. The first
+  # evaluation trains the shapes probe (about an hour on a 2-core CPU) and caches it.
   config.eval_every = 0
   config.eval_prompts = 100
   config.progress_bar = True
