@@ -14,10 +14,12 @@ The test split's reference statistics are computed on first use and cached
 (``scripts/fid_reference.py`` computes them ahead).
 
 Appends one JSON line to ``runs/base/metrics.jsonl`` and prints a table. The
-first evaluation at an image size trains the shapes probe (68 minutes at 32px
-on a 2-core CPU that a training run shared) and caches it in
-``$JAXGAN_CACHE_DIR`` (default ``~/.cache/jaxgan``). For ``--fid-weights`` see
-``jaxgan/metrics/inception.py``.
+shapes probe that reads the images is taken from the package
+(``jaxgan/metrics/probe_weights``, written by ``scripts/train_probe.py``; none
+shipped yet), else from ``$JAXGAN_CACHE_DIR`` (default ``~/.cache/jaxgan``);
+failing both, the first evaluation at an image size trains it (68 minutes at
+32px on a 2-core CPU that a training run shared) and caches it. For
+``--fid-weights`` see ``jaxgan/metrics/inception.py``.
 """
 
 import argparse

@@ -81,9 +81,10 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
       :mod:`jaxgan.metrics.inception`); FID is skipped when None.
     seed: noise seed of the generated images.
     batch_size: images per generator call.
-    probe: the judge; the cached default probe for the run's image size when
-      None (trained on first use: 68 minutes at 32px on a 2-core CPU shared with
-      a training run).
+    probe: the judge; when None, the default probe for the run's image size
+      (:func:`jaxgan.metrics.probe.load_probe`: shipped, else cached, else
+      trained on first use: 68 minutes at 32px on a 2-core CPU shared with a
+      training run).
     cache_dir: where probes and FID reference statistics are cached.
     write: append the result to ``workdir/metrics.jsonl``.
     log: optional ``callable(str)`` for progress lines.

@@ -16,8 +16,11 @@ order, choosing the pairing that agrees with the target on more attributes
 (reading order on a tie), before anything is scored.
 
 The probe is trained deterministically (fixed seeds, fixed data order), once
-per image size and training budget, and cached on disk (see
-:func:`default_cache_dir`); loading it again costs milliseconds.
+per image size and training recipe (:class:`ProbeSettings`, whose ``tag()``
+names the weights file). Weights shipped with the package
+(``probe_weights/``, written by ``scripts/train_probe.py``) are used first;
+otherwise the probe is trained on first use and cached on disk (see
+:func:`default_cache_dir`). Loading costs milliseconds.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ SLOT_ATTRIBUTES = ("shape", "colour", "size", "position")
 ATTRIBUTES = (tuple(f"{a}_{i}" for i in (1, 2) for a in SLOT_ATTRIBUTES)
               + ("background", "num_objects"))
 CACHE_ENV = "JAXGAN_CACHE_DIR"
+# Trained probes that come with the package (see :func:`load_probe`), and the
+# image sizes shipped for the default recipe. None yet: training one takes
+# about an hour at 32px on a shared 2-core CPU (scripts/train_probe.py).
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe_weights")
+SHIPPED_SIZES: tuple[int, ...] = ()
 # Bump when the network or the training recipe changes: old caches are ignored.
 _VERSION = 1
 
@@ -447,8 +455,19 @@ def train_probe(image_size: int, settings: ProbeSettings = ProbeSettings(),
 def cache_path(image_size: int, settings: ProbeSettings = ProbeSettings(),
                cache_dir: str | None = None) -> str:
   """Where the probe for this size and settings is cached."""
-  return os.path.join(cache_dir or default_cache_dir(),
-                      f"probe_{image_size}_{settings.tag()}.msgpack")
+  return os.path.join(cache_dir or default_cache_dir(), _file_name(image_size, settings))
+
+
+def shipped_path(image_size: int, settings: ProbeSettings = ProbeSettings()) -> str:
+  """Where the package keeps a trained probe for this size and settings.
+
+  The file exists for the default settings at :data:`SHIPPED_SIZES` only.
+  """
+  return os.path.join(SHIPPED_DIR, _file_name(image_size, settings))
+
+
+def _file_name(image_size: int, settings: ProbeSettings) -> str:
+  return f"probe_{image_size}_{settings.tag()}.msgpack"
 
 
 def save_probe(probe: Probe, path: str) -> None:
@@ -475,20 +494,25 @@ def load_probe_file(path: str) -> Probe:
 
 def load_probe(image_size: int, settings: ProbeSettings = ProbeSettings(),
                cache_dir: str | None = None, log=None) -> Probe:
-  """The cached probe for ``image_size``, trained (and cached) on first use.
+  """The probe for ``image_size``: shipped, cached, or trained (and cached).
+
+  Looked up in this order, all keyed by ``settings.tag()``: the weights that
+  come with the package (:func:`shipped_path`), the cache
+  (:func:`cache_path`), and only then trained from scratch and cached.
 
   Args:
     image_size: side of the images it will read.
-    settings: the training recipe (part of the cache key).
+    settings: the training recipe (part of the key).
     cache_dir: cache directory; :func:`default_cache_dir` when None.
     log: optional ``callable(str)`` for progress lines while training.
 
   Returns:
     The probe.
   """
+  for path in (shipped_path(image_size, settings), cache_path(image_size, settings, cache_dir)):
+    if os.path.exists(path):
+      return load_probe_file(path)
   path = cache_path(image_size, settings, cache_dir)
-  if os.path.exists(path):
-    return load_probe_file(path)
   if log is not None:
     log(f"Training the shapes probe for {image_size}px images (once; cached at {path}).")
   probe = train_probe(image_size, settings, log=log)

@@ -1,0 +1,335 @@
+"""The training step's contract: losses, which gradient reaches which params, EMA.
+
+The step is checked against reference formulas from :mod:`jaxgan.losses` on
+tiny hand-written modules, whatever its internals (how often G runs, which
+noise it draws):
+
+* the generator ignores its noise, so the fake images are known without
+  knowing the step's noise, and a batch of two leaves only one way to pair
+  every sentence with another example's image (the mismatched pairs);
+* both optimizers are Adam with ``b1 = 0``, whose first update moves each
+  parameter by ``-lr * g / (|g| + eps)``: ``-lr * sign(g)`` wherever the
+  gradient ``g`` is not tiny, and not at all where it is exactly zero. So
+  the direction every parameter moved says the sign of the gradient the step
+  applied, which is compared with the reference gradient's.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import tiny
+from jaxgan import losses
+from jaxgan.text.base import TextEncoding
+from jaxgan.train.state import GanModels, init_state
+from jaxgan.train.step import make_train_step
+
+IMAGE_SIZE = 2
+SENTENCE_DIM = 2
+VOCAB = 4
+LENGTH = 3
+D_LR = 2e-3
+G_LR = 1e-3
+
+
+class BagOfWords(nn.Module):
+  """Mean of word vectors over the real tokens."""
+
+  @nn.compact
+  def __call__(self, ids, mask):
+    words = nn.Embed(VOCAB, SENTENCE_DIM, name="embed")(ids)
+    weights = mask[..., None].astype(jnp.float32)
+    sentence = jnp.sum(words * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1.0)
+    return TextEncoding(sentence=sentence, words=words, mask=mask)
+
+
+class NoiseFreeGenerator(nn.Module):
+  """``tanh(canvas + V sentence)``: the noise is ignored, so the fake is known."""
+
+  @nn.compact
+  def __call__(self, z, sentence):
+    del z
+    pixels = IMAGE_SIZE * IMAGE_SIZE * 3
+    canvas = self.param("canvas", nn.initializers.normal(0.5), (pixels,))
+    h = canvas + nn.Dense(pixels, name="from_sentence")(sentence)
+    return jnp.tanh(h).reshape(sentence.shape[0], IMAGE_SIZE, IMAGE_SIZE, 3)
+
+
+class MatchingDiscriminator(nn.Module):
+  """Linear features, ``realness(f) + <match(f), sentence>`` as the logit."""
+
+  def setup(self):
+    self.encoder = nn.Dense(3, name="features")
+    self.realness = nn.Dense(1, name="realness")
+    self.match = nn.Dense(SENTENCE_DIM, name="match")
+
+  def features(self, images):
+    return self.encoder(images.reshape(images.shape[0], -1))
+
+  def logits(self, features, sentence):
+    return self.realness(features)[:, 0] + jnp.sum(self.match(features) * sentence, axis=-1)
+
+  def __call__(self, images, sentence):
+    return self.logits(self.features(images), sentence)
+
+
+def _models(frozen_text: bool) -> GanModels:
+  return GanModels(generator=NoiseFreeGenerator(), discriminator=MatchingDiscriminator(),
+                   text_encoder=BagOfWords(), text_frozen=frozen_text,
+                   generator_has_state=False, z_dim=4)
+
+
+def _config(kind: str = "hinge"):
+  config = tiny.get_config()
+  config.image_size = IMAGE_SIZE
+  config.batch_size = 2
+  config.text.max_length = LENGTH
+  config.loss.kind = kind
+  config.loss.ma_gp_weight = 2.0
+  config.loss.ma_gp_power = 6.0
+  config.optim.d_lr = D_LR
+  config.optim.g_lr = G_LR
+  config.optim.b1 = 0.0
+  config.optim.b2 = 0.9
+  # Decay 0.5 ** (batch / half-life) = 0.5 on every step, no ramp-up.
+  config.optim.ema_halflife_kimg = config.batch_size / 1000.0
+  config.optim.ema_rampup = 0.0
+  return config
+
+
+def _batch(images: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  if images is None:
+    images = np.random.default_rng(0).integers(0, 256, (2, IMAGE_SIZE, IMAGE_SIZE, 3),
+                                               dtype=np.uint8)
+  return {"image": images,
+          "ids": np.array([[1, 3, 0], [2, 0, 0]], np.int32),
+          "mask": np.array([[True, True, False], [True, False, False]])}
+
+
+def _setup(kind="hinge", frozen_text=False, seed=0):
+  models, config = _models(frozen_text), _config(kind)
+  frozen = None
+  if frozen_text:
+    frozen = BagOfWords().init(jax.random.key(seed + 100), jnp.zeros((2, LENGTH), jnp.int32),
+                               jnp.ones((2, LENGTH), bool))["params"]
+  state = init_state(models, config, jax.random.key(seed), frozen_text=frozen)
+  step = jax.jit(make_train_step(models, config, jax.random.key(7)))
+  return models, config, state, step, frozen
+
+
+class Reference:
+  """The step's losses written out from :mod:`jaxgan.losses`, on given params."""
+
+  def __init__(self, models: GanModels, config, state, batch, frozen_text=None):
+    self.models, self.config, self.state, self.frozen = models, config, state, frozen_text
+    self.d_loss_fn, self.g_loss_fn = losses.get_loss_fns(config.loss.kind)
+    self.real = jnp.asarray(batch["image"], jnp.float32) / 127.5 - 1.0
+    self.ids, self.mask = batch["ids"], batch["mask"]
+    # The fake every D and G term sees: G before its update, on the sentence
+    # before the update (G ignores its noise).
+    self.fake = self.generate(state.generator, self.sentence(state.text_encoder))
+
+  def sentence(self, text_params):
+    return self.models.encode_text(text_params, self.ids, self.mask, self.frozen)
+
+  def generate(self, g_params, sentence):
+    z = jnp.zeros((sentence.shape[0], self.models.z_dim))
+    return self.models.generate(g_params, {}, z, sentence, train=True)[0]
+
+  def logits(self, d_params, images, sentence):
+    return self.models.d_logits(d_params, self.models.d_features(d_params, images), sentence)
+
+  def d_terms(self, d_params, text_params):
+    """Per-example logits, adversarial loss and MA-GP of D's objective."""
+    sentence = self.sentence(text_params)
+    # Batch of two: the only pairing of each sentence with another image.
+    mismatched = sentence[::-1]
+    real = self.logits(d_params, self.real, sentence)
+    fake = self.logits(d_params, self.fake, sentence)
+    wrong = self.logits(d_params, self.real, mismatched)
+    gp = losses.ma_gp(lambda x, s: self.logits(d_params, x, s), self.real,
+                      jax.lax.stop_gradient(sentence), k=self.config.loss.ma_gp_weight,
+                      p=self.config.loss.ma_gp_power)
+    return {"real": real, "fake": fake, "mismatched": wrong,
+            "adv": self.d_loss_fn(real, fake, wrong), "gp": gp}
+
+  def d_loss(self, d_params, text_params):
+    terms = self.d_terms(d_params, text_params)
+    return terms["adv"] + terms["gp"]
+
+  def g_loss(self, g_params, d_params):
+    """G's loss against ``d_params`` (the updated D), frozen text only."""
+    sentence = self.sentence(self.state.text_encoder)
+    return self.g_loss_fn(self.logits(d_params, self.generate(g_params, sentence), sentence))
+
+
+def _leaves(tree):
+  return [np.asarray(x, np.float64) for x in jax.tree.leaves(tree)]
+
+
+def _assert_moved_against_gradient(before, after, gradient, name):
+  """Adam's first step (b1 = 0) moved each param by -lr * sign(gradient)."""
+  checked = 0
+  for old, new, grad in zip(_leaves(before), _leaves(after), _leaves(gradient), strict=True):
+    delta = new - old
+    np.testing.assert_array_equal(delta[grad == 0], 0.0,
+                                  err_msg=f"{name}: a param with no gradient moved")
+    # Leave out gradients so small that float rounding could flip their sign.
+    clear = np.abs(grad) > max(1e-3 * np.abs(grad).max(initial=0.0), 1e-6)
+    np.testing.assert_array_equal(np.sign(delta[clear]), -np.sign(grad[clear]),
+                                  err_msg=f"{name}: moved along, not against, the gradient")
+    checked += int(clear.sum())
+  assert checked > 0, f"{name}: no gradient to check"
+
+
+@pytest.mark.parametrize("kind", ["hinge", "bce"])
+def test_d_metrics_and_gradients_follow_the_matching_aware_loss(kind):
+  models, config, state, step, _ = _setup(kind)
+  batch = _batch()
+  new_state, metrics = step(state, batch)
+  ref = Reference(models, config, state, batch)
+  terms = ref.d_terms(state.discriminator, state.text_encoder)
+  expected = {"d_real_logit": jnp.mean(terms["real"]),
+              "d_fake_logit": jnp.mean(terms["fake"]),
+              "d_mismatch_logit": jnp.mean(terms["mismatched"]),
+              "d_adv_loss": terms["adv"], "d_ma_gp": terms["gp"],
+              "d_loss": terms["adv"] + terms["gp"]}
+  # The three logits differ, so a swapped pair of them changes the loss.
+  assert len({round(float(v), 3) for k, v in expected.items() if k.endswith("logit")}) == 3
+  for name, value in expected.items():
+    np.testing.assert_allclose(metrics[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+  d_grad, text_grad = jax.grad(ref.d_loss, argnums=(0, 1))(state.discriminator,
+                                                          state.text_encoder)
+  _assert_moved_against_gradient(state.discriminator, new_state.discriminator, d_grad, "D")
+  # The text encoder learns from D's loss only through D's conditioning:
+  # neither through G's input nor through the MA-GP.
+  _assert_moved_against_gradient(state.text_encoder, new_state.text_encoder, text_grad,
+                                 "text encoder")
+
+
+@pytest.mark.parametrize("kind", ["hinge", "bce"])
+def test_g_loss_and_gradient_are_against_the_updated_discriminator(kind):
+  models, config, state, step, frozen = _setup(kind, frozen_text=True)
+  batch = _batch()
+  new_state, metrics = step(state, batch, frozen)
+  ref = Reference(models, config, state, batch, frozen)
+  np.testing.assert_allclose(metrics["g_loss"],
+                             ref.g_loss(state.generator, new_state.discriminator),
+                             rtol=1e-5, atol=1e-6)
+  # Against the D before its update the loss differs: the check above can tell.
+  assert abs(float(ref.g_loss(state.generator, state.discriminator))
+             - float(metrics["g_loss"])) > 1e-4
+  g_grad = jax.grad(ref.g_loss)(state.generator, new_state.discriminator)
+  _assert_moved_against_gradient(state.generator, new_state.generator, g_grad, "G")
+
+
+def test_ema_is_the_decayed_average_of_the_updated_generator():
+  _, _, state, step, _ = _setup()
+  # An average that differs from G, so "EMA = G" or "EMA unchanged" both show.
+  state = state.replace(generator_ema=jax.tree.map(lambda p: p + 1.0, state.generator))
+  new_state, _ = step(state, _batch())
+  for ema, old_ema, new_g, old_g in zip(_leaves(new_state.generator_ema),
+                                        _leaves(state.generator_ema),
+                                        _leaves(new_state.generator),
+                                        _leaves(state.generator), strict=True):
+    assert np.any(new_g != old_g), "G did not move, so the check below could not tell"
+    # Decay 0.5 per step (half-life of one batch).
+    np.testing.assert_allclose(ema, 0.5 * old_ema + 0.5 * new_g, rtol=1e-6, atol=1e-7)
+  assert int(new_state.step) == int(state.step) + 1
+
+
+def _leak_case():
+  """A hand-built case where D's loss gives the text encoder no gradient, but
+  every way it could leak in would.
+
+  D already separates real matched pairs from mismatched ones by the hinge
+  margin, so those terms have zero gradient. The fake term is active, but D's
+  matching head reads a feature the fakes do not have (a channel G leaves at
+  zero), so the fake logit does not depend on the sentence directly: only
+  through G's input, which must not pass a gradient. G's loss and the MA-GP
+  depend on the sentence.
+  """
+  models, config, state, step, _ = _setup("hinge")
+  # Sentences (1, 0) and (0, 1): token 1 and token 2; padding and token 3 zero.
+  embed = np.zeros((VOCAB, SENTENCE_DIM), np.float32)
+  embed[1], embed[2] = (1.0, 0.0), (0.0, 1.0)
+  # Feature c is the mean of channel c. Logit: 0.1 * f0 - 0.5 + <(3 f1, -3 f1), s>.
+  pixels = IMAGE_SIZE * IMAGE_SIZE * 3
+  channel = np.arange(pixels) % 3
+  channel_mean = np.zeros((pixels, 3), np.float32)
+  channel_mean[np.arange(pixels), channel] = 1.0 / (IMAGE_SIZE * IMAGE_SIZE)
+  d_params = {
+      "features": {"kernel": channel_mean, "bias": np.zeros(3, np.float32)},
+      "realness": {"kernel": np.array([[0.1], [0.0], [0.0]], np.float32),
+                   "bias": np.array([-0.5], np.float32)},
+      "match": {"kernel": np.array([[0.0, 0.0], [3.0, -3.0], [0.0, 0.0]], np.float32),
+                "bias": np.zeros(SENTENCE_DIM, np.float32)},
+  }
+  # G draws channel 0 only, from the sentence: tanh(0) = 0 in channels 1 and 2.
+  rng = np.random.default_rng(3)
+  only_red = (channel == 0).astype(np.float32)
+  g_params = {"canvas": 0.1 * rng.standard_normal(pixels).astype(np.float32) * only_red,
+              "from_sentence": {
+                  "kernel": rng.standard_normal((SENTENCE_DIM, pixels)).astype(np.float32)
+                            * only_red,
+                  "bias": np.zeros(pixels, np.float32)}}
+  g_params = jax.tree.map(jnp.asarray, g_params)
+  state = state.replace(
+      discriminator=jax.tree.map(jnp.asarray, d_params),
+      text_encoder={"embed": {"embedding": jnp.asarray(embed)}},
+      generator=g_params, generator_ema=g_params)
+  # Real images: all white for sentence (1, 0), all black for (0, 1).
+  images = np.zeros((2, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+  images[0] = 255
+  batch = _batch(images)
+  batch["ids"] = np.array([[1, 0, 0], [2, 0, 0]], np.int32)
+  batch["mask"] = np.array([[True, False, False], [True, False, False]])
+  return models, config, state, step, batch
+
+
+def test_text_encoder_gets_no_gradient_from_g_loss_ma_gp_or_g_input():
+  models, config, state, step, batch = _leak_case()
+  ref = Reference(models, config, state, batch)
+  terms = ref.d_terms(state.discriminator, state.text_encoder)
+  # The premise: real and mismatched pairs past the margin, fakes inside it ...
+  assert np.all(terms["real"] > 1.1) and np.all(terms["mismatched"] < -1.1)
+  assert np.all(np.abs(terms["fake"]) < 0.9)
+  text_grad = jax.grad(ref.d_loss, argnums=1)(state.discriminator, state.text_encoder)
+  assert all(np.all(g == 0) for g in _leaves(text_grad))
+
+  # ... while each leak would move the text encoder.
+  def fakes(text_params):
+    return ref.generate(state.generator, ref.sentence(text_params))
+
+  def g_loss_leak(text_params):
+    return ref.g_loss_fn(ref.logits(state.discriminator, fakes(text_params),
+                                    ref.sentence(text_params)))
+
+  def gp_leak(text_params):
+    return losses.ma_gp(lambda x, s: ref.logits(state.discriminator, x, s), ref.real,
+                        ref.sentence(text_params), k=2.0, p=6.0)
+
+  def g_input_leak(text_params):
+    logits = ref.logits(state.discriminator, fakes(text_params),
+                        jax.lax.stop_gradient(ref.sentence(text_params)))
+    return ref.d_loss_fn(terms["real"], logits, terms["mismatched"])
+
+  for leak in (g_loss_leak, gp_leak, g_input_leak):
+    grads = _leaves(jax.grad(leak)(state.text_encoder))
+    assert max(np.abs(g).max() for g in grads) > 1e-3, leak.__name__
+
+  new_state, metrics = step(state, batch)
+  for old, new in zip(_leaves(state.text_encoder), _leaves(new_state.text_encoder),
+                      strict=True):
+    np.testing.assert_array_equal(new, old, err_msg="the text encoder moved")
+  # G and D trained.
+  assert any(np.any(a != b) for a, b in zip(_leaves(state.generator),
+                                            _leaves(new_state.generator)))
+  d_grad = jax.grad(ref.d_loss)(state.discriminator, state.text_encoder)
+  _assert_moved_against_gradient(state.discriminator, new_state.discriminator, d_grad, "D")
+  np.testing.assert_allclose(metrics["d_loss"], terms["adv"] + terms["gp"], rtol=1e-5)
