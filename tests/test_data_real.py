@@ -450,3 +450,18 @@ def test_an_example_without_captions_is_skipped_like_an_unreadable_image():
                               image_size=16, max_unreadable=0.1)
   _, batches = _batches(dataset, 3)  # 15 of the 16, the captionless one skipped
   assert sum(int(b["skipped"].sum()) for b in batches) == 1
+
+
+def test_two_hosts_load_the_rows_of_the_one_host_batches(tmp_path):
+  """Every host takes its rows of one global order: N hosts see one host's batches."""
+  _write_jsonl_folder(tmp_path, count=20, size=16, fmt="jpg")
+  source = imagefolder_source(str(tmp_path))
+  tokenizer = _tokenizer(source)
+  kwargs = dict(global_batch_size=6, seed=1, image_size=16, random_crop=True, flip=True)
+  _, one = _batches(data.make_dataset(source, tokenizer, host=0, num_hosts=1, **kwargs), 5)
+  _, first = _batches(data.make_dataset(source, tokenizer, host=0, num_hosts=2, **kwargs), 5)
+  _, second = _batches(data.make_dataset(source, tokenizer, host=1, num_hosts=2, **kwargs), 5)
+  for whole, a, b in zip(one, first, second):
+    assert a["image"].shape[0] == 3
+    for key in ("image", "ids", "mask"):
+      np.testing.assert_array_equal(whole[key], np.concatenate([a[key], b[key]]))

@@ -1,7 +1,8 @@
-"""The grain input pipeline: shard per host, shuffle, decode and augment, tokenize, batch.
+"""The grain input pipeline: shuffle, take this host's rows, decode and augment, tokenize, batch.
 
-Each host reads only its own shard of the source (``process_index::process_count``)
-and produces its *local* part of the global batch; :mod:`jaxgan.sharding` joins
+All hosts share one global order of examples (and of their random captions
+and crops); each host reads and decodes only its own rows of every global
+batch and produces that *local* part of it; :mod:`jaxgan.sharding` joins
 the local parts into one global array. The iterator is a grain ``DatasetIterator``
 whose state is saved beside the model state in every checkpoint, so a resumed
 run continues with the very next batch.
@@ -156,9 +157,36 @@ class _SkipUnreadableIterator(grain.DatasetIterator):
     self._parent.set_state(state)
 
 
-def local_batch_size(global_batch_size: int) -> int:
-  """The part of the global batch this host loads."""
-  count = jax.process_count()
+class _HostRows(grain.MapDataset):
+  """This host's rows of every global batch of a global example order.
+
+  Element ``i`` is row ``i % local`` of this host's part of global batch
+  ``i // local``: global position ``(i // local) * global + host * local + i % local``.
+  The elements are only computed (decoded) when read, so each host decodes
+  just its own rows.
+  """
+
+  def __init__(self, parent: grain.MapDataset, global_batch: int, local_batch: int,
+               host: int):
+    super().__init__(parent)
+    self._global, self._local, self._host = global_batch, local_batch, host
+
+  def __len__(self) -> int:
+    return len(self._parent) // self._global * self._local
+
+  def __str__(self) -> str:
+    return f"HostRows(host={self._host}, rows={self._local} of {self._global})"
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    step, row = divmod(index, self._local)
+    return self._parent[step * self._global + self._host * self._local + row]
+
+
+def local_batch_size(global_batch_size: int, num_hosts: int | None = None) -> int:
+  """The part of the global batch each host loads."""
+  count = jax.process_count() if num_hosts is None else num_hosts
   if global_batch_size % count:
     raise ValueError(f"batch_size={global_batch_size} is not divisible by the "
                      f"{count} hosts of this run.")
@@ -175,7 +203,8 @@ def _allow_grain_flags() -> None:
 def make_dataset(source: CaptionedSource, tokenizer, *, global_batch_size: int,
                  seed: int, image_size: int | None = None, random_crop: bool = False,
                  flip: bool = False, workers: int = 0, num_threads: int = 2,
-                 prefetch: int = 4, max_unreadable: float = 0.01) -> grain.IterDataset:
+                 prefetch: int = 4, max_unreadable: float = 0.01,
+                 host: int | None = None, num_hosts: int | None = None) -> grain.IterDataset:
   """An endless, reshuffled-every-epoch dataset of tokenized local batches.
 
   Args:
@@ -191,23 +220,27 @@ def make_dataset(source: CaptionedSource, tokenizer, *, global_batch_size: int,
     num_threads: grain read threads (per worker).
     prefetch: batches (per worker: examples) prepared ahead of the training step.
     max_unreadable: the share of unreadable images tolerated before failing.
+    host, num_hosts: this host's index and the number of hosts (default: JAX's
+      process index and count).
 
   Returns:
     A grain ``IterDataset`` of dicts ``image`` uint8 [b, H, W, 3], ``ids``
     int32 [b, L], ``mask`` bool [b, L] and ``skipped`` int32 [b] (unreadable
     images dropped before each example) with b the local batch size.
   """
-  batch = local_batch_size(global_batch_size)
-  dataset = grain.MapDataset.source(source)
-  # Shard before shuffling so each host sees a disjoint, fixed part of the data.
-  dataset = dataset[jax.process_index()::jax.process_count()]
-  if len(dataset) < batch:
-    raise ValueError(f"The data source has {len(dataset)} examples on this host, "
-                     f"fewer than one local batch of {batch}.")
-  check_after = min(len(dataset), 1000)
-  dataset = (dataset.seed(seed).shuffle().repeat(None)
+  host = jax.process_index() if host is None else host
+  batch = local_batch_size(global_batch_size, num_hosts)
+  if len(source) < global_batch_size:
+    raise ValueError(f"The data source has {len(source)} examples, fewer than one "
+                     f"batch of {global_batch_size}.")
+  check_after = min(len(source), 1000)
+  # One global order of examples, captions and augmentations, the same on every
+  # host and for any number of hosts; each host then takes its rows of every
+  # global batch. So N hosts train on exactly the batches one host would.
+  dataset = (grain.MapDataset.source(source).seed(seed).shuffle().repeat(None)
              .random_map(_Prepare(image_size, random_crop, flip))
              .map(_Tokenize(tokenizer)))
+  dataset = _HostRows(dataset, global_batch_size, batch, host)
   read_options = grain.ReadOptions(num_threads=num_threads,
                                    prefetch_buffer_size=prefetch * batch)
   dataset = dataset.to_iter_dataset(read_options)
