@@ -93,14 +93,27 @@ def test_two_hosts_resume_and_survive_a_dead_host(tmp_path):
   resumed_pipe, resumed = _params(run)
   assert resumed_pipe.step == 20
 
-  # The same 20 steps without interruption: the resumed run continued exactly.
+  # The same 20 steps in one process with two devices and the same global
+  # batch, never interrupted: the two hosts trained exactly what one host
+  # would, and the resumed run continued exactly (float rounding apart: the
+  # cross-host all-reduce adds in another order).
   straight = tmp_path / "straight"
-  _train(straight, 20, tmp_path, "straight")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO,
+             XLA_FLAGS="--xla_force_host_platform_device_count=2",
+             JAX_DISABLE_MOST_OPTIMIZATIONS="1")
+  for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+    env.pop(name, None)
+  single = subprocess.run(
+      [sys.executable, os.path.join(REPO, "train.py"), "--config",
+       os.path.join(REPO, "configs/tiny.py"), "--workdir", str(straight),
+       "--config.num_steps=20"], cwd=REPO, env=env, capture_output=True, text=True,
+      timeout=1200)
+  assert single.returncode == 0, single.stderr[-3000:]
   straight_pipe, reference = _params(straight)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
                resumed, reference)
   np.testing.assert_allclose(resumed_pipe.generate(PROMPTS, 2, seed=3),
-                             straight_pipe.generate(PROMPTS, 2, seed=3), atol=1e-5)
+                             straight_pipe.generate(PROMPTS, 2, seed=3), atol=1e-4)
 
 
 @pytest.mark.parametrize("env, message", [
