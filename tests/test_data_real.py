@@ -375,6 +375,7 @@ def test_config_refuses_flips_on_shapes_and_real_data_without_a_path():
     config_lib.validate(config)
 
 
+@pytest.mark.slow  # three training runs with a worker process each: ~75 s on 2 cores
 def test_training_on_a_folder_resumes_bit_exactly(tmp_path):
   """Decoding in a worker process, crops and flips: a stopped and resumed run is the same run."""
   import jax  # pylint: disable=g-import-not-at-top
