@@ -6,38 +6,27 @@
 ``images/`` (or ``images/train2014``, ``images/val2014``, ``jpg/``), ``text/``,
 ``train/filenames.pickle``, ``test/filenames.pickle``.
 
-DF-GAN's coco.yml: 256x256, nf 32, z 100, batch 32, Adam G 1e-4 / D 4e-4
-with betas (0.0, 0.9), hinge loss with MA-GP (k 2, p 6), 290 epochs of the
-82,783 training images: 750,000 steps of 32. The text encoder is the frozen
-MiniLM-L6 with jaxgan's learned adapter instead of DF-GAN's DAMSM LSTM.
+DF-GAN's coco.yml: the networks, optimiser and loss of ``configs/cub.py``
+(256x256, nf 32, z 100, batch 32, Adam G 1e-4 / D 4e-4, betas (0.0, 0.9),
+hinge + MA-GP) for 290 epochs of the 82,783 training images: 750,000 steps
+of 32. The text encoder is the frozen MiniLM-L6 with jaxgan's learned adapter
+instead of DF-GAN's DAMSM LSTM.
 
 Expected cost: 24 million images through G and D at 256x256, an accelerator
-job. Convert the 80,000 images
-once with ``scripts/prepare_data.py`` so decoding full-size JPEGs does not
-limit the step.
+job. Convert the 80,000 images once with ``scripts/prepare_data.py`` so
+decoding full-size JPEGs does not limit the step.
 """
 
 import ml_collections
 
-from configs import base
+from configs import cub
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = base.get_config()
-  config.image_size = 256
-  config.batch_size = 32
+  config = cub.get_config()
   config.num_steps = 750_000  # 290 epochs of 82,783 images
   config.data.source = "coco"
   config.data.path = ""  # required: --config.data.path=.../coco
-  config.data.random_crop = True
-  config.data.flip = True
-  config.data.workers = 4
-  config.data.num_threads = 1
   config.data.vocab_examples = 100_000
-  config.text.max_length = 48  # COCO captions: about 10-20 words
-  config.model.nf = 32
-  config.model.z_dim = 100
-  config.log_every = 100
-  config.checkpoint_every = 2000
-  config.sample_every = 2000
+  config.text.max_length = 48  # COCO's captions are shorter than CUB's
   return config

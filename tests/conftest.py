@@ -10,3 +10,20 @@ import jax  # noqa: E402
 
 # Compile time dominates the tiny test models; the numbers stay the same.
 jax.config.update("jax_disable_most_optimizations", True)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+  """One 4-step run of configs/tiny.py on 2 devices, shared by the tests that only read it."""
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  from jaxgan.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  config.num_steps = 4
+  config.checkpoint_every = 4
+  config.sample_every = 4
+  workdir = str(tmp_path_factory.mktemp("tiny_run") / "run")
+  train_and_evaluate(config, workdir, devices=jax.devices()[:2])
+  return workdir

@@ -11,22 +11,15 @@ import numpy as np
 import pytest
 
 import export as export_cli
-from configs import tiny
 from jaxgan import export, sampling
-from jaxgan.train import train_and_evaluate
 
 PROMPTS = ["a small red circle in the top left", "a blue square", "a green star"]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-  config = tiny.get_config()
-  config.num_steps = 3
-  config.checkpoint_every = 3
-  config.sample_every = 3
-  path = str(tmp_path_factory.mktemp("export") / "run")
-  train_and_evaluate(config, path, devices=jax.devices()[:2])
-  return path
+def run(tiny_run):
+  """The shared 4-step tiny run (conftest.py)."""
+  return tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +35,13 @@ def test_writes_a_self_describing_directory(model):
       "export.json"])
   with open(os.path.join(model, "export.json")) as f:
     manifest = json.load(f)
-  assert manifest["step"] == 3 and manifest["frozen_text"] is None
+  assert manifest["step"] == 4 and manifest["frozen_text"] is None
 
 
 def test_load_pipeline_gives_the_runs_images(run, model):
   from_run = sampling.load_pipeline(run, devices=jax.devices()[:1])
   exported = sampling.load_pipeline(model, devices=jax.devices()[:1])
-  assert exported.step == from_run.step == 3
+  assert exported.step == from_run.step == 4
   np.testing.assert_array_equal(exported.generate(PROMPTS, 2, seed=4),
                                 from_run.generate(PROMPTS, 2, seed=4))
 

@@ -382,17 +382,7 @@ def test_inception_forward_random_init():
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-  from configs import tiny  # pylint: disable=g-import-not-at-top
-  from jaxgan.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
-  config = tiny.get_config()
-  config.num_steps = 4
-  config.checkpoint_every = 4
-  config.sample_every = 4
-  workdir = str(tmp_path_factory.mktemp("tiny_run"))
-  train_and_evaluate(config, workdir, devices=jax.devices()[:1])
-  return workdir
+# (the ``tiny_run`` fixture is in conftest.py)
 
 
 def test_evaluate_writes_metrics(tiny_run, tiny_probe, monkeypatch, capsys):

@@ -74,7 +74,7 @@ def _check_finite(pending: list[tuple[int, dict[str, Any]]]) -> None:
   flags = jax.device_get([metrics["finite"] for _, metrics in pending])
   for (step, metrics), flag in zip(pending, flags):
     if not flag:
-      values = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "finite"}
+      values = _host_metrics(metrics)
       bad = next((k for k in ("d_loss", "g_loss") if not math.isfinite(values[k])), None)
       network = "generator" if bad == "g_loss" else "discriminator"
       what = f"{bad} is {values[bad]}" if bad else "the parameters after the update are not finite"
