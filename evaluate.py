@@ -52,6 +52,8 @@ def main(argv=None) -> int:
   if args.repeats < 1:
     parser.error("--repeats must be at least 1")
 
+  from jaxgan import xla_flags  # pylint: disable=g-import-not-at-top
+  xla_flags.set_default_cpu_flags()  # before JAX starts its backend
   from jaxgan import metrics  # pylint: disable=g-import-not-at-top
   try:
     result = metrics.evaluate_run(

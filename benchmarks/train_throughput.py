@@ -91,6 +91,10 @@ class CompiledStep:
     self._count = 0
     self.run(1)  # warm-up
 
+  def hlo_text(self) -> str:
+    """The compiled step's optimised HLO."""
+    return self._compiled.as_text()
+
   def run(self, steps: int) -> float:
     """Runs ``steps`` steps; returns the seconds they took (device included)."""
     start = time.perf_counter()

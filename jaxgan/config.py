@@ -83,6 +83,26 @@ def validate(config: ml_collections.ConfigDict) -> None:
                      f"by text.num_heads={config.text.num_heads}.")
   if config.loss.ma_gp_weight < 0:
     raise ValueError(f"config.loss.ma_gp_weight={config.loss.ma_gp_weight!r} must be >= 0.")
+  _validate_contrastive(config)
+
+
+def _validate_contrastive(config: ml_collections.ConfigDict) -> None:
+  """The contrastive loss needs D's head, which only DF-GAN's D has."""
+  dim = config.model.get("contrastive_dim", 0)
+  weight = config.loss.get("contrastive_weight", 0.0)
+  temperature = config.loss.get("contrastive_temperature", 0.1)
+  if not isinstance(dim, int) or isinstance(dim, bool) or dim < 0:
+    raise ValueError(f"config.model.contrastive_dim={dim!r} must be an integer >= 0.")
+  if dim and config.model.arch != "dfgan":
+    raise ValueError(f"config.model.contrastive_dim={dim} needs model.arch='dfgan' "
+                     f"(the {config.model.arch!r} discriminator has no contrastive head).")
+  if not weight >= 0:
+    raise ValueError(f"config.loss.contrastive_weight={weight!r} must be >= 0.")
+  if weight and not dim:
+    raise ValueError(f"config.loss.contrastive_weight={weight} needs D's contrastive "
+                     f"head: set model.contrastive_dim (e.g. 256).")
+  if not temperature > 0:
+    raise ValueError(f"config.loss.contrastive_temperature={temperature!r} must be > 0.")
 
 
 def _validate_data(data: ml_collections.ConfigDict) -> None:

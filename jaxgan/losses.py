@@ -122,6 +122,32 @@ def ma_gp_from_grads(image_grads: jax.Array, sentence_grads: jax.Array,
   return k * jnp.mean(sq ** (p / 2.0))
 
 
+def contrastive_loss(images: jax.Array, sentences: jax.Array,
+                     temperature: float = 0.1) -> jax.Array:
+  """Symmetric InfoNCE between image and sentence embeddings (XMC-GAN).
+
+  Example i's image and sentence are a positive pair; every other sentence
+  (image) of the batch is a negative for image (sentence) i. Both directions
+  are scored with a softmax cross-entropy over the batch and averaged. On
+  a sharded batch the negatives are those of the global batch.
+
+  Args:
+    images: [B, K] image embeddings, L2-normalised.
+    sentences: [B, K] sentence embeddings, L2-normalised.
+    temperature: divides the cosine similarities.
+
+  Returns:
+    Scalar loss; ``log(B)`` when the embeddings carry no information.
+  """
+  logits = _f32(images) @ _f32(sentences).T / temperature
+  targets = jnp.arange(logits.shape[0])
+  image_to_text = -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=1),
+                                       targets[:, None], axis=1)
+  text_to_image = -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=0),
+                                       targets[None, :], axis=0)
+  return 0.5 * (jnp.mean(image_to_text) + jnp.mean(text_to_image))
+
+
 def r1_penalty(logits_fn: Callable[[jax.Array], jax.Array],
                images: jax.Array, gamma: float) -> jax.Array:
   """R1 penalty (Mescheder et al., 2018) on real images.

@@ -161,7 +161,9 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer) -> tuple[GanModels, 
   """The run's modules, and the pretrained text params (None for learned encoders)."""
   generator, discriminator = gan_models.build_models(
       config.model.arch, image_size=config.image_size, nf=config.model.nf,
-      dtype=config.model.dtype, param_dtype=config.model.param_dtype)
+      dtype=config.model.dtype, param_dtype=config.model.param_dtype,
+      # Runs from before the contrastive head have no such key.
+      contrastive_dim=config.model.get("contrastive_dim", 0))
   text_encoder = text.build_encoder(config.text, tokenizer)
   adapter = text.build_adapter(config.text)
   pretrained_params = None

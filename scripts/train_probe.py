@@ -16,7 +16,13 @@ import argparse
 import os
 import sys
 
-from jaxgan.metrics import probe as probe_lib
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jaxgan import xla_flags  # pylint: disable=wrong-import-position  (imports nothing heavy)
+
+xla_flags.set_default_cpu_flags()  # before JAX starts its backend
+
+from jaxgan.metrics import probe as probe_lib  # pylint: disable=wrong-import-position
 
 
 def main(argv=None) -> int:

@@ -333,3 +333,72 @@ def test_text_encoder_gets_no_gradient_from_g_loss_ma_gp_or_g_input():
   d_grad = jax.grad(ref.d_loss)(state.discriminator, state.text_encoder)
   _assert_moved_against_gradient(state.discriminator, new_state.discriminator, d_grad, "D")
   np.testing.assert_allclose(metrics["d_loss"], terms["adv"] + terms["gp"], rtol=1e-5)
+
+
+class ContrastiveDiscriminator(MatchingDiscriminator):
+  """The same D with a contrastive head: unit-norm projections of both sides."""
+
+  def setup(self):
+    super().setup()
+    self.image_embed = nn.Dense(3, name="image_embed")
+    self.sentence_embed = nn.Dense(3, name="sentence_embed")
+
+  def embeddings(self, features, sentence):
+    def unit(x):
+      return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+    return unit(self.image_embed(features)), unit(self.sentence_embed(sentence))
+
+  def __call__(self, images, sentence):
+    features = self.features(images)
+    if self.is_initializing():
+      self.embeddings(features, sentence)
+    return self.logits(features, sentence)
+
+
+def test_contrastive_loss_trains_d_the_text_encoder_and_g():
+  weight, temperature = 0.7, 0.5
+  models = GanModels(generator=NoiseFreeGenerator(), discriminator=ContrastiveDiscriminator(),
+                     text_encoder=BagOfWords(), text_frozen=False,
+                     generator_has_state=False, z_dim=4)
+  config = _config()
+  config.loss.contrastive_weight = weight
+  config.loss.contrastive_temperature = temperature
+  state = init_state(models, config, jax.random.key(0))
+  step = jax.jit(make_train_step(models, config, jax.random.key(7)))
+  batch = _batch()
+  new_state, metrics = step(state, batch)
+  ref = Reference(models, config, state, batch)
+
+  def contrastive(d_params, images, sentence):
+    features = models.d_features(d_params, images)
+    return losses.contrastive_loss(*models.d_embeddings(d_params, features, sentence),
+                                   temperature)
+
+  def d_loss(d_params, text_params):
+    return (ref.d_loss(d_params, text_params)
+            + weight * contrastive(d_params, ref.real, ref.sentence(text_params)))
+
+  def g_loss(g_params, d_params):
+    # G's sentence is the one before D's update, with no gradient to the text.
+    sentence = ref.sentence(state.text_encoder)
+    return (ref.g_loss(g_params, d_params)
+            + weight * contrastive(d_params, ref.generate(g_params, sentence), sentence))
+
+  d_contrastive = contrastive(state.discriminator, ref.real,
+                              ref.sentence(state.text_encoder))
+  np.testing.assert_allclose(metrics["d_contrastive"], d_contrastive, rtol=1e-5)
+  np.testing.assert_allclose(metrics["d_loss"], d_loss(state.discriminator,
+                                                       state.text_encoder), rtol=1e-5)
+  np.testing.assert_allclose(metrics["g_loss"], g_loss(state.generator,
+                                                       new_state.discriminator), rtol=1e-5)
+  d_grad, text_grad = jax.grad(d_loss, argnums=(0, 1))(state.discriminator,
+                                                       state.text_encoder)
+  _assert_moved_against_gradient(state.discriminator, new_state.discriminator, d_grad, "D")
+  _assert_moved_against_gradient(state.text_encoder, new_state.text_encoder, text_grad,
+                                 "text encoder")
+  g_grad = jax.grad(g_loss)(state.generator, new_state.discriminator)
+  _assert_moved_against_gradient(state.generator, new_state.generator, g_grad, "G")
+  # The term is not negligible here, so the checks above can tell it is there.
+  g_adv_grad = jax.grad(ref.g_loss)(state.generator, new_state.discriminator)
+  assert any(np.any(np.sign(a) != np.sign(b))
+             for a, b in zip(_leaves(g_grad), _leaves(g_adv_grad)))

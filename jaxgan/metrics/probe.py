@@ -54,7 +54,8 @@ CACHE_ENV = "JAXGAN_CACHE_DIR"
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe_weights")
 SHIPPED_SIZES: tuple[int, ...] = ()
 # Bump when the network or the training recipe changes: old caches are ignored.
-_VERSION = 1
+# 2: the background median reads every 4th pixel (was: all of them).
+_VERSION = 2
 
 
 def default_cache_dir() -> str:
@@ -142,7 +143,10 @@ class ProbeNet(nn.Module):
     # The background fills most of every image, so the per-image median colour
     # is the background; subtracting it gives a channel where objects stand
     # out whatever the colours, which makes shape much quicker to learn.
-    background = jnp.median(x.reshape(batch, -1, 3), axis=1)[:, None, None, :]
+    # Every 4th pixel each way is plenty for a median (objects cover at most
+    # 2 of 9 cells) and sorts 16x fewer values: the full sort took a third of
+    # the training step on a CPU.
+    background = jnp.median(x[:, ::4, ::4].reshape(batch, -1, 3), axis=1)[:, None, None, :]
     x = jnp.concatenate([x, x - background], axis=-1)
     # [B, 3, p, 3, p, C] -> [B * 9, p, p, C], cells in row-major (reading) order.
     channels = x.shape[-1]
@@ -152,7 +156,7 @@ class ProbeNet(nn.Module):
     x = nn.relu(nn.Conv(self.width, (3, 3))(x))
     for width in (self.width, 2 * self.width, 2 * self.width):
       x = nn.relu(nn.Conv(width, (3, 3))(x))
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = _max_pool_2x2(x)
     x = x.reshape(x.shape[0], -1)
     cell_features = nn.relu(nn.Dense(self.cell_dim, name="cell_features")(x))
 
@@ -168,6 +172,15 @@ class ProbeNet(nn.Module):
         "background": nn.Dense(len(shapes.BACKGROUNDS), name="background")(features),
     }
     return logits, features
+
+
+def _max_pool_2x2(x: jax.Array) -> jax.Array:
+  """2x2 max pooling as a reshape and a max: the same values as
+  ``nn.max_pool``, but its gradient is an elementwise mask, where the
+  reduce-window's select-and-scatter gradient took a third of the probe's step
+  on a CPU."""
+  b, h, w, c = x.shape
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
 def _network(settings: ProbeSettings) -> ProbeNet:

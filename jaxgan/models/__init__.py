@@ -51,7 +51,8 @@ def uses_batch_stats(arch: str) -> bool:
 
 def build_models(arch: str, image_size: int, nf: int = 32,
                  dtype: Any = "float32",
-                 param_dtype: Any = "float32") -> tuple[nn.Module, nn.Module]:
+                 param_dtype: Any = "float32",
+                 contrastive_dim: int = 0) -> tuple[nn.Module, nn.Module]:
   """Builds an unbound (generator, discriminator) pair.
 
   Args:
@@ -60,6 +61,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
     nf: DF-GAN base width; ignored by "mlp".
     dtype: compute dtype, a name such as "bfloat16" or a dtype.
     param_dtype: parameter dtype, likewise.
+    contrastive_dim: DF-GAN: size of D's contrastive head (0: none); "mlp"
+      has none and refuses it.
 
   Returns:
     ``(generator, discriminator)`` linen modules.
@@ -74,7 +77,11 @@ def build_models(arch: str, image_size: int, nf: int = 32,
     raise ValueError(f"invalid dtype {dtype!r} / {param_dtype!r}") from e
   if arch == "dfgan":
     return (Generator(nf=nf, image_size=image_size, **kw),
-            Discriminator(nf=nf, image_size=image_size, **kw))
+            Discriminator(nf=nf, image_size=image_size, contrastive_dim=contrastive_dim,
+                          **kw))
+  if contrastive_dim:
+    raise ValueError(f"the {arch!r} discriminator has no contrastive head; "
+                     f"contrastive_dim must be 0")
   return (MLPGenerator(image_size=image_size, **kw),
           MLPDiscriminator(image_size=image_size, **kw))
 

@@ -232,19 +232,26 @@ class Discriminator(nn.Module):
     real_logits = D.apply(params, feats, sent, method=D.logits)
     mis_logits = D.apply(params, feats, jnp.roll(sent, 1, 0), method=D.logits)
 
+  With ``contrastive_dim`` > 0 it also has :meth:`embeddings`: projections
+  of the image features and of the sentence into one space, for XMC-GAN's
+  image-sentence contrastive loss (:func:`jaxgan.losses.contrastive_loss`).
+
   Attributes:
     nf: base width; the 4x4 features have ``8 * nf`` channels (``4 * nf`` for
       16x16 images).
     image_size: input side, a power of two in [16, 256].
+    contrastive_dim: size of the contrastive embeddings; 0 = no such head.
     dtype: compute dtype.
     param_dtype: parameter dtype.
 
   Parameters (top level): ``conv_img``, ``blocks_0`` ... ``blocks_{k-1}``,
-  ``joint_conv``, ``out_conv``.
+  ``joint_conv``, ``out_conv``, and with ``contrastive_dim`` ``image_embed``
+  and ``sentence_embed``.
   """
 
   nf: int = 32
   image_size: int = 64
+  contrastive_dim: int = 0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -260,6 +267,9 @@ class Discriminator(nn.Module):
                    for cin, cout in zip(widths[:-1], widths[1:])]
     self.joint_conv = nn.Conv(2 * self.nf, (3, 3), **kw)
     self.out_conv = nn.Conv(1, (4, 4), padding="VALID", **kw)
+    if self.contrastive_dim:
+      self.image_embed = nn.Dense(self.contrastive_dim, **kw)
+      self.sentence_embed = nn.Dense(self.contrastive_dim, **kw)
 
   def features(self, image: jax.Array) -> jax.Array:
     """Text-free image features.
@@ -294,9 +304,38 @@ class Discriminator(nn.Module):
     x = self.out_conv(x)
     return x.reshape(b).astype(jnp.float32)
 
+  def embeddings(self, features: jax.Array,
+                 sentence: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Unit-norm contrastive embeddings of image features and sentences.
+
+    The image side reads the flattened 4x4 features, not a pooled vector:
+    where an object is belongs to what the caption says.
+
+    Args:
+      features: [B, 4, 4, C] output of :meth:`features`.
+      sentence: [B, D] sentence embeddings.
+
+    Returns:
+      ``(images, sentences)``, each [B, contrastive_dim] float32, L2-normalised.
+    """
+    if not self.contrastive_dim:
+      raise ValueError("this discriminator has no contrastive head (contrastive_dim=0)")
+    b = features.shape[0]
+    image = self.image_embed(features.reshape(b, -1).astype(self.dtype))
+    text = self.sentence_embed(sentence.astype(self.dtype))
+
+    def unit(x):
+      x = x.astype(jnp.float32)
+      return x * jax.lax.rsqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + 1e-12)
+
+    return unit(image), unit(text)
+
   def __call__(self, image: jax.Array, sentence: jax.Array) -> jax.Array:
     """``logits(features(image), sentence)``: [B] float32 logits."""
-    return self.logits(self.features(image), sentence)
+    features = self.features(image)
+    if self.contrastive_dim and self.is_initializing():
+      self.embeddings(features, sentence)  # creates the head's params
+    return self.logits(features, sentence)
 
 
 __all__ = [

@@ -112,6 +112,12 @@ class GanModels:
     return self.discriminator.apply({"params": params}, features, sentence,
                                     method="logits")
 
+  def d_embeddings(self, params, features, sentence):
+    """D's unit-norm contrastive embeddings (image, sentence); see
+    :meth:`jaxgan.models.dfgan.Discriminator.embeddings`."""
+    return self.discriminator.apply({"params": params}, features, sentence,
+                                    method="embeddings")
+
   def init(self, key: jax.Array, *, image_size: int, max_length: int,
            frozen_text: Any = None) -> dict[str, Any]:
     """Fresh params of every network from one key.

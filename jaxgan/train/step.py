@@ -65,6 +65,11 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   gradient penalty on the real pairs); then G gets its gradient through the
   *updated* D on the same fake, pulled back through G's one forward pass.
 
+  With ``loss.contrastive_weight`` > 0 (and D's contrastive head), XMC-GAN's
+  image-sentence contrastive loss is added to both: D (and a learned text
+  encoder) learns to pick each real image's caption among the batch's, and G
+  is pushed to make each fake pick its own caption through D's embeddings.
+
   ``frozen_text`` holds a pretrained text encoder's params (None for learned
   encoders, whose params are in the state). It is an argument rather than a
   closure so the weights are not baked into the compiled program as constants,
@@ -90,6 +95,9 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   gp_power = float(config.loss.ma_gp_power)
   ema_halflife_images = 1000.0 * float(config.optim.ema_halflife_kimg)
   ema_rampup = float(config.optim.ema_rampup)
+  # Runs from before the contrastive loss have no such keys.
+  contrastive_weight = float(config.loss.get("contrastive_weight", 0.0))
+  temperature = float(config.loss.get("contrastive_temperature", 0.1))
 
   def train_step(state: TrainState, batch: dict[str, jax.Array], frozen_text=None):
     noise_key = jax.random.fold_in(root_key, state.step)
@@ -136,6 +144,11 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
           "d_mismatch_logit": jnp.mean(mismatched_logits),
       }
       total = adversarial
+      if contrastive_weight > 0:
+        contrastive = losses.contrastive_loss(
+            *models.d_embeddings(d_params, real_features, text_sentence), temperature)
+        metrics["d_contrastive"] = contrastive
+        total = total + contrastive_weight * contrastive
       if gp_weight > 0:
         # The penalty smooths D around real matched pairs; it is not a signal
         # for the text encoder, hence the stop_gradient on the sentence.
@@ -160,12 +173,18 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
 
     # --- Generator update through the updated D, on the same fake. ----------
     def g_objective(fake):
-      logits = models.d_logits(d_params["discriminator"],
-                               models.d_features(d_params["discriminator"], fake),
-                               sentence)
-      return g_loss_fn(logits)
+      features = models.d_features(d_params["discriminator"], fake)
+      adversarial = g_loss_fn(models.d_logits(d_params["discriminator"], features,
+                                              sentence))
+      if contrastive_weight <= 0:
+        return adversarial, {}
+      contrastive = losses.contrastive_loss(
+          *models.d_embeddings(d_params["discriminator"], features, sentence),
+          temperature)
+      return (adversarial + contrastive_weight * contrastive,
+              {"g_adv_loss": adversarial, "g_contrastive": contrastive})
 
-    g_loss, fake_grads = jax.value_and_grad(g_objective)(fake)
+    (g_loss, g_metrics), fake_grads = jax.value_and_grad(g_objective, has_aux=True)(fake)
     (g_grads,) = g_pullback(fake_grads)
     g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.generator)
     g_params = optax.apply_updates(state.generator, g_updates)
@@ -181,7 +200,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         text_encoder=text_params,
         g_opt_state=g_opt_state,
         d_opt_state=d_opt_state)
-    metrics = dict(d_metrics)
+    metrics = dict(d_metrics, **g_metrics)
     metrics["g_loss"] = g_loss
     # Losses come from the params before the update, the rest from those
     # after it: both are checked so a checkpoint never holds NaN.

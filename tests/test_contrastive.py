@@ -1,0 +1,118 @@
+"""XMC-GAN's image-sentence contrastive loss: the formula, D's head, the step."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import tiny
+from jaxgan import config as config_lib
+from jaxgan import data, losses, run as run_lib, text
+from jaxgan.models.dfgan import Discriminator
+from jaxgan.train.state import init_state
+from jaxgan.train.step import images_to_float, make_train_step
+
+
+def _unit(x):
+  return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _reference(images, sentences, temperature):
+  """Both softmax cross-entropies written out in numpy (float64)."""
+  logits = images.astype(np.float64) @ sentences.astype(np.float64).T / temperature
+  rows = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+  cols = logits - np.log(np.exp(logits).sum(axis=0, keepdims=True))
+  return 0.5 * (-np.mean(np.diag(rows)) - np.mean(np.diag(cols)))
+
+
+def test_contrastive_loss_matches_the_formula():
+  rng = np.random.default_rng(0)
+  images = _unit(rng.normal(size=(6, 5))).astype(np.float32)
+  sentences = _unit(rng.normal(size=(6, 5))).astype(np.float32)
+  for temperature in (0.1, 1.0):
+    np.testing.assert_allclose(losses.contrastive_loss(images, sentences, temperature),
+                               _reference(images, sentences, temperature), rtol=1e-5)
+
+
+def test_contrastive_loss_limits():
+  batch = 8
+  same = np.ones((batch, 4), np.float32) / 2.0
+  # No information: every pair is as likely as every other.
+  np.testing.assert_allclose(losses.contrastive_loss(same, same), np.log(batch), rtol=1e-6)
+  # Orthonormal pairs, sharp temperature: each picks its own partner.
+  eye = np.eye(batch, dtype=np.float32)
+  assert float(losses.contrastive_loss(eye, eye, temperature=0.05)) < 1e-6
+  # And the loss is a function of the pairing: shuffled partners cost more.
+  assert float(losses.contrastive_loss(eye, eye[::-1], temperature=0.05)) > np.log(batch)
+
+
+def test_discriminator_head_params_shapes_and_positions():
+  x = jnp.zeros((2, 16, 16, 3))
+  s = jnp.zeros((2, 12))
+  plain = Discriminator(nf=4, image_size=16).init(jax.random.key(0), x, s)["params"]
+  assert "image_embed" not in plain and "sentence_embed" not in plain
+  d = Discriminator(nf=4, image_size=16, contrastive_dim=10)
+  params = d.init(jax.random.key(0), x, s)["params"]
+  assert params["sentence_embed"]["kernel"].shape == (12, 10)
+  features = jax.random.normal(jax.random.key(1), (2, 4, 4, 16))
+  sentence = jax.random.normal(jax.random.key(2), (2, 12))
+  images, sentences = d.apply({"params": params}, features, sentence, method="embeddings")
+  assert images.shape == sentences.shape == (2, 10)
+  assert images.dtype == sentences.dtype == jnp.float32
+  np.testing.assert_allclose(np.linalg.norm(images, axis=-1), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(np.linalg.norm(sentences, axis=-1), 1.0, rtol=1e-5)
+  # The head reads where things are: moving the features to other cells
+  # changes the embedding (a pooled head would not see it).
+  moved, _ = d.apply({"params": params}, jnp.roll(features, 1, axis=1), sentence,
+                     method="embeddings")
+  assert float(jnp.max(jnp.abs(moved - images))) > 1e-3
+  with pytest.raises(ValueError, match="no contrastive head"):
+    Discriminator(nf=4, image_size=16).apply({"params": plain}, features, sentence,
+                                             method="embeddings")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"loss.contrastive_weight": 1.0}, "needs D's contrastive head"),
+    ({"model.contrastive_dim": 8, "model.arch": "mlp"}, "needs model.arch='dfgan'"),
+    ({"model.contrastive_dim": -1}, "must be an integer >= 0"),
+    ({"model.contrastive_dim": 8, "loss.contrastive_temperature": 0.0}, "must be > 0"),
+])
+def test_config_refuses_a_contrastive_loss_without_its_head(overrides, message):
+  config = tiny.get_config()
+  for key, value in overrides.items():
+    section, name = key.split(".")
+    config[section][name] = value
+  with pytest.raises(ValueError, match=message):
+    config_lib.validate(config)
+
+
+def test_the_dfgan_step_adds_the_loss_to_d_and_g():
+  # The contract (which gradient reaches which params) is checked on
+  # hand-built modules in test_train_step.py; this runs DF-GAN's own head.
+  config = tiny.get_config()
+  config.model.contrastive_dim = 16
+  config.loss.contrastive_weight = 1.0
+  config_lib.validate(config)
+  source = data.build_source(config)
+  tokenizer = text.build_tokenizer(config.text, data.vocabulary_captions(source, 200))
+  models, _ = run_lib.build_gan(config, tokenizer)
+  batch = next(iter(data.make_dataset(source, tokenizer, global_batch_size=config.batch_size,
+                                      seed=0, num_threads=1)))
+  state = init_state(models, config, jax.random.key(0))
+  new_state, metrics = jax.jit(make_train_step(models, config, jax.random.key(1)))(state, batch)
+  # D's term on the params before the update: real features against the
+  # batch's own sentences.
+  d_params = state.discriminator
+  sentence = models.encode_text(state.text_encoder, batch["ids"], batch["mask"])
+  features = models.d_features(d_params, images_to_float(batch["image"]))
+  expected = losses.contrastive_loss(*models.d_embeddings(d_params, features, sentence))
+  np.testing.assert_allclose(metrics["d_contrastive"], expected, rtol=1e-5)
+  np.testing.assert_allclose(metrics["d_loss"],
+                             metrics["d_adv_loss"] + metrics["d_ma_gp"] + expected, rtol=1e-5)
+  np.testing.assert_allclose(metrics["g_loss"],
+                             metrics["g_adv_loss"] + metrics["g_contrastive"], rtol=1e-5)
+  assert bool(metrics["finite"])
+  head = new_state.discriminator["image_embed"]["kernel"]
+  assert float(jnp.max(jnp.abs(head - d_params["image_embed"]["kernel"]))) > 0
