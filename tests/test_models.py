@@ -9,7 +9,8 @@ import pytest
 
 from jaxgan.models import (ARCHS, Discriminator, Generator, MLPDiscriminator,
                            MLPGenerator, build_models, uses_batch_stats)
-from jaxgan.models.dfgan import Affine
+from jaxgan.models import dfgan
+from jaxgan.models.dfgan import Affine, Downsample4x4
 
 B, Z, DS = 2, 16, 12  # batch, noise size, sentence size
 
@@ -264,3 +265,38 @@ def test_mlp_bf16_params_and_float32_outputs():
   assert all(a.dtype == jnp.bfloat16 for a in jax.tree.leaves(dv))
   assert jax.eval_shape(g.apply, gv, z, s).dtype == jnp.float32
   assert jax.eval_shape(d.apply, dv, x, s).dtype == jnp.float32
+
+
+def test_downsample_is_the_strided_convolution_to_second_order():
+  """D's 4x4 stride-2 layer: nn.Conv's params, init, values and gradients.
+
+  The MA-GP differentiates D's input gradient again, so second-order
+  derivatives are compared too; and both branches (the CPU matmul and the
+  convolution other platforms run) against each other.
+  """
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  x = jax.random.normal(jax.random.key(0), (3, 8, 8, 5))
+  reference = nn.Conv(7, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))
+  layer = Downsample4x4(7)
+  params = reference.init(jax.random.key(1), x)["params"]
+  fresh = layer.init(jax.random.key(1), x)["params"]
+  for name in ("kernel", "bias"):
+    np.testing.assert_array_equal(fresh[name], params[name])
+  params = _perturb(params, jax.random.key(2), "", scale=0.1)  # a bias that is not 0
+
+  def objective(module):
+    def value(p, images):
+      input_grad = jax.grad(lambda v: jnp.sum(jnp.tanh(module.apply({"params": p}, v))))(images)
+      return jnp.sum(input_grad ** 2) + jnp.sum(jnp.sin(module.apply({"params": p}, images)))
+    return value
+
+  np.testing.assert_allclose(layer.apply({"params": params}, x),
+                             reference.apply({"params": params}, x), atol=2e-6)
+  np.testing.assert_allclose(dfgan._downsample_matmul(x, params["kernel"]),  # pylint: disable=protected-access
+                             dfgan._downsample_conv(x, params["kernel"]), atol=2e-6)  # pylint: disable=protected-access
+  got = jax.grad(objective(layer), argnums=(0, 1))(params, x)
+  want = jax.grad(objective(reference), argnums=(0, 1))(params, x)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(w))))
+  with pytest.raises(ValueError, match="even height and width"):
+    layer.init(jax.random.key(1), jnp.zeros((1, 5, 5, 2)))

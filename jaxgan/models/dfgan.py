@@ -193,6 +193,65 @@ class Generator(nn.Module):
     return jnp.tanh(x.astype(jnp.float32))
 
 
+def _downsample_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The 4x4, stride-2, pad-1 convolution as XLA's convolution."""
+  return jax.lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)),
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _downsample_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The same convolution as patches times kernel (im2col), for XLA's CPU.
+
+  The padded input's 2x2 blocks are stacked into channels (space-to-depth),
+  and the 2x2 neighbourhoods of blocks that each output reads are
+  concatenated: [B, H/2, W/2, 16 C], one matmul with the kernel rearranged to
+  [16 C, F]. Padded row 2i + r lands in block row i, group r; kernel row
+  2a + r meets block row y + a of output row y (columns alike).
+  """
+  b, h, w, c = x.shape
+  features = kernel.shape[-1]
+  x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  hb, wb = h // 2 + 1, w // 2 + 1
+  x = x.reshape(b, hb, 2, wb, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, hb, wb, 4 * c)
+  patches = jnp.concatenate([x[:, a:a + h // 2, e:e + w // 2]
+                             for a in (0, 1) for e in (0, 1)], axis=-1)
+  # [4 (2a + r), 4 (2e + s), C, F] -> [a, e, r, s, C, F], the patches' order.
+  kernel = kernel.reshape(2, 2, 2, 2, c, features).transpose(0, 2, 1, 3, 4, 5)
+  return patches @ kernel.reshape(16 * c, features)
+
+
+class Downsample4x4(nn.Module):
+  """D's 4x4 convolution with stride 2 and padding 1 (H x W -> H/2 x W/2).
+
+  The same layer as ``nn.Conv(features, (4, 4), strides=2, padding=1)``:
+  the same params (``kernel`` [4, 4, C, features], ``bias``), the same
+  initialisation and the same values up to float rounding. On CPU it runs as
+  patches times kernel (:func:`_downsample_matmul`): XLA's CPU backend takes
+  the gradients of a strided convolution in a form that took 70% of the whole
+  64x64 training step (its second-order MA-GP term above all;
+  benchmarks/README.md), where a matmul's gradients are matmuls. Other
+  platforms keep the convolution. Needs an even height and width.
+  """
+
+  features: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    _, h, w, c = x.shape
+    if h % 2 or w % 2:
+      raise ValueError(f"Downsample4x4 needs an even height and width, got {h}x{w}")
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (4, 4, c, self.features), self.param_dtype)
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,),
+                      self.param_dtype)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = jax.lax.platform_dependent(x, kernel, cpu=_downsample_matmul,
+                                   default=_downsample_conv)
+    return y + bias
+
+
 class DiscriminatorBlock(nn.Module):
   """``shortcut(x) + gamma * residual(x)`` with a 2x downsampling.
 
@@ -208,8 +267,7 @@ class DiscriminatorBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    h = nn.Conv(self.out_features, (4, 4), strides=(2, 2),
-                padding=((1, 1), (1, 1)), name="conv1", **kw)(x)
+    h = Downsample4x4(self.out_features, name="conv1", **kw)(x)
     h = nn.leaky_relu(h, 0.2)
     h = nn.Conv(self.out_features, (3, 3), name="conv2", **kw)(h)
     h = nn.leaky_relu(h, 0.2)
@@ -339,7 +397,7 @@ class Discriminator(nn.Module):
 
 
 __all__ = [
-    "Affine", "DeepFusion", "GeneratorBlock", "Generator",
+    "Affine", "DeepFusion", "GeneratorBlock", "Generator", "Downsample4x4",
     "DiscriminatorBlock", "Discriminator", "channel_widths",
     "check_image_size",
 ]
