@@ -6,12 +6,14 @@
 Compiles the same step as ``train_throughput.py``, traces ``--steps`` steps
 with ``jax.profiler`` and reads the per-op events of XLA's CPU runtime (one
 per executed HLO instruction, named after it). Each instruction is put in a
-family from the compiled HLO: convolutions by direction (forward, input
-gradient, weight gradient; oneDNN's custom calls count as forward), dots,
-fusions (elementwise work with its transposes and reductions), copies and
-transposes, and the rest. Prints the seconds per step of each family, its
-share of the traced op time, and the largest single ops; ``--trace_dir`` keeps
-the raw trace (open it in Perfetto or TensorBoard).
+family from the compiled HLO (convolutions by direction: forward, input
+gradient, weight gradient; dots; fusions with and without a reduction;
+copies and transposes) and in a part of the step from JAX's op names (G or D,
+forward or backward, the MA-GP's second-order part, the rest). Prints the
+seconds per step of each, and the largest single ops. Convolutions that
+oneDNN or XLA's thread pool run finish after their events end, so their time
+shows as wall time that no op accounts for, printed too. ``--trace_dir``
+keeps the raw trace (open it in Perfetto or TensorBoard).
 
 On an accelerator the runtime emits no such per-op events; use the trace in
 TensorBoard's profile plugin there.
@@ -177,18 +179,24 @@ def main():
     per_op[name] += seconds
   traced = sum(per_family.values())
   wall_step = wall / args.steps
+  # oneDNN's custom calls and the convolutions XLA hands to its thread pool
+  # finish after their events end: their time shows only as wall time that no
+  # op accounts for.
+  untraced = max(wall_step - traced, 0.0)
 
   print(f"DF-GAN {args.image_size}x{args.image_size}, nf {args.nf}, batch "
         f"{args.batch_size}, text {args.text}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
   print(f"step: {wall_step:.3f} s wall ({args.batch_size / wall_step:.1f} img/s while "
-        f"tracing), ops traced: {traced:.3f} s per step")
+        f"tracing), ops traced: {traced:.3f} s per step, wall time no op accounts for "
+        f"(oneDNN and thread-pool convolutions): {untraced:.3f} s")
   counts = collections.Counter(ops[n][0] for n in per_op)
   for title, table in (("op family", per_family), ("part of the step", per_phase)):
     print(f"\n{title:52s} {'s/step':>8s} {'share':>7s}")
     for key, seconds in table.most_common():
       suffix = f"  ({counts[key]} ops)" if table is per_family else ""
       print(f"{key:52s} {seconds:8.3f} {100 * seconds / traced:6.1f}%{suffix}")
-  print(f"\nlargest ops (s/step):")
+  print("(shares of the traced op time; events of concurrent ops can overlap)")
+  print("\nlargest ops (s/step):")
   for name, seconds in per_op.most_common(args.top):
     print(f"  {seconds:7.3f}  {ops[name][0]:24s} {ops[name][1]:28s} {name}")
   if args.trace_dir is None:

@@ -88,6 +88,7 @@ def test_config_refuses_a_contrastive_loss_without_its_head(overrides, message):
     config_lib.validate(config)
 
 
+@pytest.mark.slow  # 40 s, mostly compiling a DF-GAN step
 def test_the_dfgan_step_adds_the_loss_to_d_and_g():
   # The contract (which gradient reaches which params) is checked on
   # hand-built modules in test_train_step.py; this runs DF-GAN's own head.

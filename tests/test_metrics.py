@@ -222,8 +222,9 @@ def test_shipped_probe_reads_fresh_real_renders(size):
     # Renders it never saw: another seed than its training data's.
     images, attributes = probe_lib.render_examples(split, size, 0, 400, seed=2027)
     accuracy = probe.evaluate(images, attributes)
-    worst = min(probe_lib.ATTRIBUTES, key=accuracy.get)
-    assert accuracy[worst] >= 0.995, (split, worst, accuracy)
+    short = {name: accuracy[name] for name in probe_lib.ATTRIBUTES
+             if accuracy[name] < probe_lib.accuracy_floor(size, name)}
+    assert not short, (split, short)
 
 
 def test_probe_features_and_inputs(tiny_probe):
