@@ -15,10 +15,10 @@ The test split's reference statistics are computed on first use and cached
 
 Appends one JSON line to ``runs/base/metrics.jsonl`` and prints a table. The
 shapes probe that reads the images is taken from the package
-(``jaxgan/metrics/probe_weights``, written by ``scripts/train_probe.py``; none
-shipped yet), else from ``$JAXGAN_CACHE_DIR`` (default ``~/.cache/jaxgan``);
-failing both, the first evaluation at an image size trains it (68 minutes at
-32px on a 2-core CPU that a training run shared) and caches it. For
+(``jaxgan/metrics/probe_weights``, 16, 32 and 64 px, written by
+``scripts/train_probe.py``), else from ``$JAXGAN_CACHE_DIR`` (default
+``~/.cache/jaxgan``); failing both, the first evaluation at an image size
+trains it (about half an hour on a shared 2-core CPU) and caches it. For
 ``--fid-weights`` see ``jaxgan/metrics/inception.py``.
 """
 

@@ -123,6 +123,8 @@ def main():
   parser.add_argument("--text", default="bow", choices=text.ENCODERS)
   parser.add_argument("--no_adapter", action="store_true",
                       help="minilm: condition on its pooled sentence, no learned adapter")
+  parser.add_argument("--contrastive", action="store_true",
+                      help="with the contrastive loss (model.contrastive_dim=256, weight 1)")
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--no_baseline", action="store_true")
   parser.add_argument("--peak_tflops", type=float, default=None,
@@ -134,6 +136,8 @@ def main():
   config.model.nf, config.text.encoder = args.nf, args.text
   config.text.adapter = args.text == "minilm" and not args.no_adapter
   config.text.max_length = 32 if args.text == "minilm" else config.text.max_length
+  if args.contrastive:
+    config.model.contrastive_dim, config.loss.contrastive_weight = 256, 1.0
 
   batches, pipeline_img_s = prepare_batches(config, 8)
 
@@ -164,6 +168,7 @@ def main():
           f"(with / without adapter = {result['img_s'] / plain['img_s']:.3f})")
   if not args.no_baseline:
     config.model.arch, config.loss.kind, config.loss.ma_gp_weight = "mlp", "bce", 0.0
+    config.model.contrastive_dim, config.loss.contrastive_weight = 0, 0.0
     baseline = measure(config, batches, args.steps)
     print(f"MLP GAN baseline:     {baseline['img_s']:8.1f} img/s  "
           f"(DF-GAN / baseline = {result['img_s'] / baseline['img_s']:.3f})")

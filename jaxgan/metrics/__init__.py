@@ -83,8 +83,7 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
     batch_size: images per generator call.
     probe: the judge; when None, the default probe for the run's image size
       (:func:`jaxgan.metrics.probe.load_probe`: shipped, else cached, else
-      trained on first use: 68 minutes at 32px on a 2-core CPU shared with a
-      training run).
+      trained on first use: about half an hour on a shared 2-core CPU).
     cache_dir: where probes and FID reference statistics are cached.
     write: append the result to ``workdir/metrics.jsonl``.
     log: optional ``callable(str)`` for progress lines.

@@ -52,7 +52,7 @@ CACHE_ENV = "JAXGAN_CACHE_DIR"
 # image sizes shipped for the default recipe (scripts/train_probe.py writes
 # them: about half an hour per size on a shared 2-core CPU).
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe_weights")
-SHIPPED_SIZES: tuple[int, ...] = (16, 32)
+SHIPPED_SIZES: tuple[int, ...] = (16, 32, 64)
 # Bump when the network or the training recipe changes: old caches are ignored.
 # 2: the background median reads every 4th pixel (was: all of them).
 _VERSION = 2
