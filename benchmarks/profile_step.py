@@ -44,8 +44,6 @@ _INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=\s*.*?\s([\w\-]+)\((
 _TARGET = re.compile(r'custom_call_target="([^"]+)"')
 _CALLS = re.compile(r"calls=%?([\w.\-]+)")
 _COMPUTATION = re.compile(r"^\s*(?:ENTRY\s+)?%?([\w.\-]+)\s*(?:\(.*\))?.*\{\s*$")
-
-
 _OP_NAME = re.compile(r'op_name="([^"]*)"')
 _COPY_OPS = {"parameter", "copy", "transpose", "bitcast", "reshape", "broadcast", "slice",
              "concatenate", "pad", "constant", "tuple", "get-tuple-element",

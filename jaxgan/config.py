@@ -90,7 +90,6 @@ def _validate_contrastive(config: ml_collections.ConfigDict) -> None:
   """The contrastive loss needs D's head, which only DF-GAN's D has."""
   dim = config.model.get("contrastive_dim", 0)
   weight = config.loss.get("contrastive_weight", 0.0)
-  temperature = config.loss.get("contrastive_temperature", 0.1)
   if not isinstance(dim, int) or isinstance(dim, bool) or dim < 0:
     raise ValueError(f"config.model.contrastive_dim={dim!r} must be an integer >= 0.")
   if dim and config.model.arch != "dfgan":
@@ -101,8 +100,9 @@ def _validate_contrastive(config: ml_collections.ConfigDict) -> None:
   if weight and not dim:
     raise ValueError(f"config.loss.contrastive_weight={weight} needs D's contrastive "
                      f"head: set model.contrastive_dim (e.g. 256).")
-  if not temperature > 0:
-    raise ValueError(f"config.loss.contrastive_temperature={temperature!r} must be > 0.")
+  if weight and not config.loss.contrastive_temperature > 0:
+    raise ValueError(f"config.loss.contrastive_temperature="
+                     f"{config.loss.contrastive_temperature!r} must be > 0.")
 
 
 def _validate_data(data: ml_collections.ConfigDict) -> None:

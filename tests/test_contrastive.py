@@ -77,7 +77,8 @@ def test_discriminator_head_params_shapes_and_positions():
     ({"loss.contrastive_weight": 1.0}, "needs D's contrastive head"),
     ({"model.contrastive_dim": 8, "model.arch": "mlp"}, "needs model.arch='dfgan'"),
     ({"model.contrastive_dim": -1}, "must be an integer >= 0"),
-    ({"model.contrastive_dim": 8, "loss.contrastive_temperature": 0.0}, "must be > 0"),
+    ({"model.contrastive_dim": 8, "loss.contrastive_weight": 1.0,
+      "loss.contrastive_temperature": 0.0}, "must be > 0"),
 ])
 def test_config_refuses_a_contrastive_loss_without_its_head(overrides, message):
   config = tiny.get_config()

@@ -227,9 +227,9 @@ class Downsample4x4(nn.Module):
   the same params (``kernel`` [4, 4, C, features], ``bias``), the same
   initialisation and the same values up to float rounding. On CPU it runs as
   patches times kernel (:func:`_downsample_matmul`): XLA's CPU backend takes
-  the gradients of a strided convolution in a form that took 70% of the whole
-  64x64 training step (its second-order MA-GP term above all;
-  benchmarks/README.md), where a matmul's gradients are matmuls. Other
+  the weight gradient of a strided convolution in a form that took 70% of the
+  whole 64x64 training step (benchmarks/README.md), where a matmul's
+  gradients are matmuls. Other
   platforms keep the convolution. Needs an even height and width.
   """
 

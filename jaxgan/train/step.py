@@ -95,9 +95,10 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   gp_power = float(config.loss.ma_gp_power)
   ema_halflife_images = 1000.0 * float(config.optim.ema_halflife_kimg)
   ema_rampup = float(config.optim.ema_rampup)
-  # Runs from before the contrastive loss have no such keys.
+  # Runs from before the contrastive loss have no such keys (and it is off).
   contrastive_weight = float(config.loss.get("contrastive_weight", 0.0))
-  temperature = float(config.loss.get("contrastive_temperature", 0.1))
+  temperature = (float(config.loss.contrastive_temperature) if contrastive_weight > 0
+                 else None)
 
   def train_step(state: TrainState, batch: dict[str, jax.Array], frozen_text=None):
     noise_key = jax.random.fold_in(root_key, state.step)
