@@ -54,6 +54,7 @@ def main(argv=None) -> int:
 
   from jaxgan import xla_flags  # pylint: disable=g-import-not-at-top
   xla_flags.set_default_cpu_flags()  # before JAX starts its backend
+  xla_flags.set_default_compilation_cache()  # before JAX is imported
   from jaxgan import metrics  # pylint: disable=g-import-not-at-top
   try:
     result = metrics.evaluate_run(

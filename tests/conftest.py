@@ -1,10 +1,15 @@
 """Test set-up: 8 fake CPU devices (so sharding tests run anywhere) and fast compiles."""
 
 import os
+import tempfile
 
 # Must be set before JAX initialises its backends.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The entry points' compilation cache (train.py run as a subprocess), kept out
+# of the user's cache directory; JAX reads it when imported.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      tempfile.mkdtemp(prefix="jaxgan_tests_jax_cache_"))
 
 import jax  # noqa: E402
 

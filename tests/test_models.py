@@ -2,6 +2,7 @@
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -274,7 +275,6 @@ def test_downsample_is_the_strided_convolution_to_second_order():
   derivatives are compared too; and both branches (the CPU matmul and the
   convolution other platforms run) against each other.
   """
-  import flax.linen as nn  # pylint: disable=g-import-not-at-top
   x = jax.random.normal(jax.random.key(0), (3, 8, 8, 5))
   reference = nn.Conv(7, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))
   layer = Downsample4x4(7)
@@ -300,3 +300,96 @@ def test_downsample_is_the_strided_convolution_to_second_order():
     np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(w))))
   with pytest.raises(ValueError, match="even height and width"):
     layer.init(jax.random.key(1), jnp.zeros((1, 5, 5, 2)))
+
+
+class _ReferenceBlock(nn.Module):
+  """The fields of dfgan's blocks, which the Generator and Discriminator pass."""
+
+  in_features: int
+  out_features: int
+  dtype: object = jnp.float32
+  param_dtype: object = jnp.float32
+
+
+class _DFGANGeneratorBlock(_ReferenceBlock):
+  """DF-GAN's generator block as the paper writes it: upsample, then layers."""
+
+  @nn.compact
+  def __call__(self, x, cond):
+    x = dfgan._upsample2x(x)  # pylint: disable=protected-access
+    shortcut = x
+    if self.in_features != self.out_features:
+      shortcut = nn.Conv(self.out_features, (1, 1), name="shortcut")(x)
+    h = dfgan.DeepFusion(self.in_features, name="fuse1")(x, cond)
+    h = nn.Conv(self.out_features, (3, 3), name="conv1")(h)
+    h = dfgan.DeepFusion(self.out_features, name="fuse2")(h, cond)
+    h = nn.Conv(self.out_features, (3, 3), name="conv2")(h)
+    return shortcut + h
+
+
+class _DFGANDiscriminatorBlock(_ReferenceBlock):
+  """DF-GAN's discriminator block as the paper writes it: shortcut, then pool."""
+
+  @nn.compact
+  def __call__(self, x):
+    h = nn.leaky_relu(Downsample4x4(self.out_features, name="conv1")(x), 0.2)
+    h = nn.leaky_relu(nn.Conv(self.out_features, (3, 3), name="conv2")(h), 0.2)
+    s = x
+    if self.in_features != self.out_features:
+      s = nn.Conv(self.out_features, (1, 1), name="shortcut")(s)
+    s = nn.avg_pool(s, (2, 2), strides=(2, 2))
+    return s + self.param("gamma", nn.initializers.zeros, ()) * h
+
+
+def test_upsample_conv_is_the_convolution_of_the_upsampled_image():
+  """UpsampleConv3x3: nn.Conv's params and init; values and gradients of
+  nn.Conv on the 2x nearest upsampling, odd sizes and borders included."""
+  x = jax.random.normal(jax.random.key(0), (2, 5, 6, 3))
+  reference = nn.Conv(4, (3, 3))
+  layer = dfgan.UpsampleConv3x3(4)
+  upsampled = dfgan._upsample2x(x)  # pylint: disable=protected-access
+  params = reference.init(jax.random.key(1), upsampled)["params"]
+  fresh = layer.init(jax.random.key(1), x)["params"]
+  for name in ("kernel", "bias"):
+    np.testing.assert_array_equal(fresh[name], params[name])
+  params = _perturb(params, jax.random.key(2), "", scale=0.1)
+  got = layer.apply({"params": params}, x)
+  assert got.shape == (2, 10, 12, 4)
+  np.testing.assert_allclose(got, reference.apply({"params": params}, upsampled), atol=3e-6)
+
+  def objective(apply):
+    return lambda p, v: jnp.sum(jnp.sin(apply(p, v)))
+  got = jax.grad(objective(lambda p, v: layer.apply({"params": p}, v)), (0, 1))(params, x)
+  want = jax.grad(objective(lambda p, v: reference.apply(
+      {"params": p}, dfgan._upsample2x(v))), (0, 1))(params, x)  # pylint: disable=protected-access
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(w))))
+
+
+@pytest.mark.parametrize("size,nf", [(16, 8), (32, 4)])
+def test_blocks_compute_dfgans_functions(monkeypatch, size, nf):
+  """G and D with their reordered blocks (layers that commute with resampling
+  run on the small image) against the blocks as DF-GAN writes them, with the
+  same params: outputs, params' gradients, and D's second order (the MA-GP)."""
+  z, s, x = _inputs(size)
+  g, d = Generator(nf=nf, image_size=size), Discriminator(nf=nf, image_size=size)
+  gp = _perturb(g.init(jax.random.key(1), z, s)["params"], jax.random.key(2), "fc2", 0.3)
+  dp = _perturb(d.init(jax.random.key(3), x, s)["params"], jax.random.key(4), "gamma", 0.5)
+
+  def g_loss(p):
+    return jnp.sum(jnp.sin(3 * g.apply({"params": p}, z, s)))
+
+  def d_loss(p):  # an MA-GP-like objective: D's input gradient, differentiated again
+    grad = jax.grad(lambda v: jnp.sum(d.apply({"params": p}, v, s)))(x)
+    return jnp.sum(grad ** 2) + jnp.sum(d.apply({"params": p}, x, s))
+
+  ours = (g.apply({"params": gp}, z, s), d.apply({"params": dp}, x, s),
+          jax.grad(g_loss)(gp), jax.grad(d_loss)(dp))
+  monkeypatch.setattr(dfgan, "GeneratorBlock", _DFGANGeneratorBlock)
+  monkeypatch.setattr(dfgan, "DiscriminatorBlock", _DFGANDiscriminatorBlock)
+  theirs = (g.apply({"params": gp}, z, s), d.apply({"params": dp}, x, s),
+            jax.grad(g_loss)(gp), jax.grad(d_loss)(dp))
+  # The reference really is another computation (not the same code twice).
+  assert not np.array_equal(ours[0], theirs[0])
+  for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5 * float(jnp.max(jnp.abs(b))))

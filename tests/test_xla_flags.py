@@ -1,4 +1,4 @@
-"""The entry points' default XLA flags never override the user's."""
+"""The entry points' defaults (XLA flags, compilation cache) never override the user's."""
 
 from jaxgan import xla_flags
 
@@ -16,3 +16,21 @@ def test_defaults_are_set_only_when_the_user_set_none(monkeypatch):
   monkeypatch.setenv("XLA_FLAGS", "")
   assert not xla_flags.set_default_cpu_flags()
   assert xla_flags.os.environ["XLA_FLAGS"] == ""
+
+
+def test_compilation_cache_defaults_to_the_users_cache_directory(monkeypatch, tmp_path):
+  monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+  assert xla_flags.set_default_compilation_cache()
+  assert xla_flags.os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "jaxgan" / "jax")
+
+  monkeypatch.delenv("XDG_CACHE_HOME")
+  monkeypatch.setenv("HOME", str(tmp_path / "home"))
+  assert xla_flags.default_compilation_cache_dir() == str(
+      tmp_path / "home" / ".cache" / "jaxgan" / "jax")
+
+  # The user's choice wins, an empty one (no cache) included.
+  for value in ("/elsewhere", ""):
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", value)
+    assert not xla_flags.set_default_compilation_cache()
+    assert xla_flags.os.environ["JAX_COMPILATION_CACHE_DIR"] == value

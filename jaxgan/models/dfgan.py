@@ -117,8 +117,87 @@ class DeepFusion(nn.Module):
     return x
 
 
+# Which of a 3x3 kernel's rows (columns) meet which of the two input rows an
+# output row of phase p reads, for a 3x3 convolution of a nearest-upsampled
+# input: output row 2i reads input rows (i - 1, i) with kernel rows (0, 1 + 2),
+# output row 2i + 1 reads (i, i + 1) with kernel rows (0 + 1, 2).
+_UPSAMPLE_TAPS = ((((1, 0, 0), (0, 1, 1)), ((1, 1, 0), (0, 0, 1))))
+
+
+def _upsample_conv_kernel(kernel: jax.Array) -> jax.Array:
+  """[3, 3, C, F] -> the four phases' 2x2 kernels, [2, 2, C, 4 F] ((p, q, F) order)."""
+  c, f = kernel.shape[2:]
+  taps = jnp.asarray(_UPSAMPLE_TAPS, kernel.dtype)  # [phase, tap, kernel row]
+  merged = jnp.einsum("pak,qbl,klcf->abcpqf", taps, taps, kernel)
+  return merged.reshape(2, 2, c, 4 * f)
+
+
+def _phases_to_image(y: jax.Array, h: int, w: int) -> jax.Array:
+  """[B, H + 1, W + 1, 4 F] phase outputs -> [B, 2H, 2W, F].
+
+  Output pixel (2i + p, 2j + q) is phase (p, q)'s value at (i + p, j + q).
+  """
+  b, f = y.shape[0], y.shape[-1] // 4
+  y = y.reshape(b, h + 1, w + 1, 2, 2, f)
+  rows = [jnp.stack([y[:, p:p + h, q:q + w, p, q] for q in (0, 1)], axis=3)
+          for p in (0, 1)]
+  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, f)
+
+
+def _upsample_conv_direct(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """3x3 SAME convolution of the 2x nearest upsampling of ``x``, as written."""
+  return jax.lax.conv_general_dilated(_upsample2x(x), kernel, (1, 1), ((1, 1), (1, 1)),
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _upsample_conv_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The same without upsampling: one 2x2 convolution per output phase.
+
+  Each output pixel of a 3x3 convolution of a nearest-upsampled image reads a
+  2x2 neighbourhood of the small image (the taps that fall on one input pixel
+  add up), so the four phases are one 2x2 convolution of the zero-padded small
+  image with 4 F outputs: 16 instead of 36 multiply-adds per small pixel and
+  input channel, and no upsampled copy of the input.
+  """
+  _, h, w, _ = x.shape
+  y = jax.lax.conv_general_dilated(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))),
+                                   _upsample_conv_kernel(kernel), (1, 1), "VALID",
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return _phases_to_image(y, h, w)
+
+
+class UpsampleConv3x3(nn.Module):
+  """``nn.Conv(features, (3, 3))`` applied to the 2x nearest upsampling of x.
+
+  The same params (``kernel`` [3, 3, C, features], ``bias``), initialisation
+  and values (up to float rounding) as the two written out, computed
+  without building the upsampled input (:func:`_upsample_conv_phases`).
+  """
+
+  features: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (3, 3, x.shape[-1], self.features), self.param_dtype)
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,),
+                      self.param_dtype)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    return _upsample_conv_phases(x, kernel) + bias
+
+
 class GeneratorBlock(nn.Module):
-  """2x nearest upsampling, then ``shortcut(x) + residual(x, cond)``."""
+  """2x nearest upsampling, then ``shortcut(x) + residual(x, cond)``.
+
+  DF-GAN upsamples first; here the layers that commute with nearest
+  upsampling (the 1x1 shortcut, and the first fusion's per-channel affines and
+  LeakyReLUs) run on the small image and are upsampled after, and the first
+  3x3 convolution reads the small image directly (:class:`UpsampleConv3x3`).
+  Same params, same function; less than half the multiply-adds before the
+  second convolution.
+  """
 
   in_features: int
   out_features: int
@@ -128,16 +207,15 @@ class GeneratorBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, cond: jax.Array) -> jax.Array:
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    x = _upsample2x(x)
+    x = x.astype(self.dtype)
+    shortcut = x
     if self.in_features != self.out_features:
       shortcut = nn.Conv(self.out_features, (1, 1), name="shortcut", **kw)(x)
-    else:
-      shortcut = x.astype(self.dtype)
     h = DeepFusion(self.in_features, name="fuse1", **kw)(x, cond)
-    h = nn.Conv(self.out_features, (3, 3), name="conv1", **kw)(h)
+    h = UpsampleConv3x3(self.out_features, name="conv1", **kw)(h)
     h = DeepFusion(self.out_features, name="fuse2", **kw)(h, cond)
     h = nn.Conv(self.out_features, (3, 3), name="conv2", **kw)(h)
-    return shortcut + h
+    return _upsample2x(shortcut) + h
 
 
 class Generator(nn.Module):
@@ -271,10 +349,11 @@ class DiscriminatorBlock(nn.Module):
     h = nn.leaky_relu(h, 0.2)
     h = nn.Conv(self.out_features, (3, 3), name="conv2", **kw)(h)
     h = nn.leaky_relu(h, 0.2)
-    s = x.astype(self.dtype)
+    # DF-GAN pools after the 1x1 shortcut; both are linear and per pixel, so
+    # pooling first gives the same with a quarter of the shortcut's work.
+    s = nn.avg_pool(x.astype(self.dtype), (2, 2), strides=(2, 2))
     if self.in_features != self.out_features:
       s = nn.Conv(self.out_features, (1, 1), name="shortcut", **kw)(s)
-    s = nn.avg_pool(s, (2, 2), strides=(2, 2))
     gamma = self.param("gamma", nn.initializers.zeros, (), self.param_dtype)
     return s + gamma.astype(self.dtype) * h
 
