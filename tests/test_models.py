@@ -366,7 +366,7 @@ def test_upsample_conv_is_the_convolution_of_the_upsampled_image():
     np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(w))))
 
 
-@pytest.mark.parametrize("size,nf", [(16, 8), (32, 4)])
+@pytest.mark.parametrize("size,nf", [(16, 8), pytest.param(32, 4, marks=pytest.mark.slow)])
 def test_blocks_compute_dfgans_functions(monkeypatch, size, nf):
   """G and D with their reordered blocks (layers that commute with resampling
   run on the small image) against the blocks as DF-GAN writes them, with the

@@ -121,7 +121,7 @@ class DeepFusion(nn.Module):
 # output row of phase p reads, for a 3x3 convolution of a nearest-upsampled
 # input: output row 2i reads input rows (i - 1, i) with kernel rows (0, 1 + 2),
 # output row 2i + 1 reads (i, i + 1) with kernel rows (0 + 1, 2).
-_UPSAMPLE_TAPS = ((((1, 0, 0), (0, 1, 1)), ((1, 1, 0), (0, 0, 1))))
+_UPSAMPLE_TAPS = (((1, 0, 0), (0, 1, 1)), ((1, 1, 0), (0, 0, 1)))
 
 
 def _upsample_conv_kernel(kernel: jax.Array) -> jax.Array:
@@ -142,12 +142,6 @@ def _phases_to_image(y: jax.Array, h: int, w: int) -> jax.Array:
   rows = [jnp.stack([y[:, p:p + h, q:q + w, p, q] for q in (0, 1)], axis=3)
           for p in (0, 1)]
   return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, f)
-
-
-def _upsample_conv_direct(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """3x3 SAME convolution of the 2x nearest upsampling of ``x``, as written."""
-  return jax.lax.conv_general_dilated(_upsample2x(x), kernel, (1, 1), ((1, 1), (1, 1)),
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def _upsample_conv_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:

@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import signal
+import time
 from typing import Any
 
 import jax
@@ -164,8 +165,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         local_batch = next(iterator)
         skipped = int(np.sum(local_batch.pop("skipped")))
         batch = sharding.shard_batch(local_batch, mesh)
+        first = step == start_step
+        started = time.perf_counter()
         state, device_metrics = train_step(state, batch, frozen_text)
         step += 1
+        if first:  # compiling (or reading the compilation cache) dominates it
+          jax.block_until_ready(device_metrics)
+          monitor.info(f"first step, compilation included: "
+                       f"{time.perf_counter() - started:.1f} s")
         unchecked.append((step, device_metrics))
         if skipped:
           monitor.count_skipped(step, skipped)
