@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from jaxgan import paths
+
 # oneDNN takes XLA:CPU's convolutions and matmuls through its custom call
 # (measured in benchmarks/README.md, "XLA CPU flags"); the flags that would
 # route them to XNNPACK/YNNPACK instead are turned off so oneDNN gets them.
@@ -42,9 +44,8 @@ def set_default_cpu_flags(flags: str = DEFAULT_CPU_FLAGS) -> bool:
 
 
 def default_compilation_cache_dir() -> str:
-  """``$XDG_CACHE_HOME/jaxgan/jax`` (``~/.cache/jaxgan/jax`` by default)."""
-  root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-  return os.path.join(root, "jaxgan", "jax")
+  """``jax/`` in jaxgan's cache directory (``~/.cache/jaxgan/jax`` by default)."""
+  return os.path.join(paths.cache_dir(), "jax")
 
 
 def set_default_compilation_cache(directory: str | None = None) -> bool:

@@ -104,15 +104,15 @@ def test_two_hosts_resume_and_survive_a_dead_host(tmp_path):
   for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID",
                "JAX_COMPILATION_CACHE_DIR"):
     env.pop(name, None)
-  # train.py's default compilation cache, under the user's cache directory.
-  env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+  # train.py's default compilation cache, in jaxgan's cache directory.
+  env["JAXGAN_CACHE_DIR"] = str(tmp_path / "cache")
   single = subprocess.run(
       [sys.executable, os.path.join(REPO, "train.py"), "--config",
        os.path.join(REPO, "configs/tiny.py"), "--workdir", str(straight),
        "--config.num_steps=20"], cwd=REPO, env=env, capture_output=True, text=True,
       timeout=1200)
   assert single.returncode == 0, single.stderr[-3000:]
-  cached = os.listdir(tmp_path / "xdg" / "jaxgan" / "jax")
+  cached = os.listdir(tmp_path / "cache" / "jax")
   assert any(name.startswith("jit_train_step-") for name in cached), cached
   straight_pipe, reference = _params(straight)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),

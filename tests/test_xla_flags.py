@@ -18,13 +18,13 @@ def test_defaults_are_set_only_when_the_user_set_none(monkeypatch):
   assert xla_flags.os.environ["XLA_FLAGS"] == ""
 
 
-def test_compilation_cache_defaults_to_the_users_cache_directory(monkeypatch, tmp_path):
+def test_compilation_cache_defaults_to_jaxgans_cache_directory(monkeypatch, tmp_path):
   monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
-  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+  monkeypatch.setenv("JAXGAN_CACHE_DIR", str(tmp_path))
   assert xla_flags.set_default_compilation_cache()
-  assert xla_flags.os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "jaxgan" / "jax")
+  assert xla_flags.os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "jax")
 
-  monkeypatch.delenv("XDG_CACHE_HOME")
+  monkeypatch.delenv("JAXGAN_CACHE_DIR")
   monkeypatch.setenv("HOME", str(tmp_path / "home"))
   assert xla_flags.default_compilation_cache_dir() == str(
       tmp_path / "home" / ".cache" / "jaxgan" / "jax")

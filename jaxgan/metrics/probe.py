@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxgan import paths
 from jaxgan.data import shapes
 
 NUM_CELLS = len(shapes.POSITIONS)
@@ -47,7 +48,7 @@ NUM_CELLS = len(shapes.POSITIONS)
 SLOT_ATTRIBUTES = ("shape", "colour", "size", "position")
 ATTRIBUTES = (tuple(f"{a}_{i}" for i in (1, 2) for a in SLOT_ATTRIBUTES)
               + ("background", "num_objects"))
-CACHE_ENV = "JAXGAN_CACHE_DIR"
+CACHE_ENV = paths.CACHE_ENV
 # Trained probes that come with the package (see :func:`load_probe`), and the
 # image sizes shipped for the default recipe (scripts/train_probe.py writes
 # them: about half an hour per size on a shared 2-core CPU).
@@ -81,8 +82,7 @@ def accuracy_floor(image_size: int, attribute: str) -> float:
 
 def default_cache_dir() -> str:
   """``$JAXGAN_CACHE_DIR`` if set, else ``~/.cache/jaxgan``."""
-  return os.environ.get(CACHE_ENV) or os.path.join(
-      os.path.expanduser("~"), ".cache", "jaxgan")
+  return paths.cache_dir()
 
 
 @dataclasses.dataclass(frozen=True)
