@@ -54,9 +54,11 @@ def set_default_compilation_cache(directory: str | None = None) -> bool:
   The training step takes 20-30 s to compile on a 2-core CPU; with the cache,
   a resumed run, a second run of the same config, ``sample.py`` and
   ``evaluate.py`` load the compiled programs from disk instead (JAX keys them
-  by program, JAX/XLA version, flags and device, so a change to any of them
-  compiles afresh). Programs that compile in under a second are not stored.
-  ``JAX_COMPILATION_CACHE_DIR=`` (empty) turns the cache off.
+  by program, JAX/XLA version, flags and device kind, so a change to any of
+  them compiles afresh). Programs that compile in under a second are not
+  stored. The directory grows with every new program (no size limit is set):
+  delete it to clear it. ``JAX_COMPILATION_CACHE_DIR=`` (empty) turns the
+  cache off.
 
   Args:
     directory: where to keep the cache; None: :func:`default_compilation_cache_dir`.
@@ -65,6 +67,10 @@ def set_default_compilation_cache(directory: str | None = None) -> bool:
     Whether it was set (False: ``JAX_COMPILATION_CACHE_DIR`` was already set).
   """
   if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+    if not os.environ["JAX_COMPILATION_CACHE_DIR"]:
+      # JAX skips an empty directory for compiled programs but still counts
+      # the cache as on for XLA's own (GPU autotuning) caches: off means off.
+      os.environ.setdefault("JAX_ENABLE_COMPILATION_CACHE", "false")
     return False
   os.environ["JAX_COMPILATION_CACHE_DIR"] = directory or default_compilation_cache_dir()
   return True

@@ -1,15 +1,20 @@
 """Test set-up: 8 fake CPU devices (so sharding tests run anywhere) and fast compiles."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 # Must be set before JAX initialises its backends.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# The entry points' compilation cache (train.py run as a subprocess), kept out
-# of the user's cache directory; JAX reads it when imported.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                      tempfile.mkdtemp(prefix="jaxgan_tests_jax_cache_"))
+# JAX's persistent compilation cache, which the entry points turn on: for the
+# whole test session (this process and the train.py subprocesses) in a
+# temporary directory, removed at exit, never the user's. JAX reads it when
+# imported.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxgan_tests_jax_cache_")
+  atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 import jax  # noqa: E402
 

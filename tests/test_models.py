@@ -385,11 +385,32 @@ def test_blocks_compute_dfgans_functions(monkeypatch, size, nf):
 
   ours = (g.apply({"params": gp}, z, s), d.apply({"params": dp}, x, s),
           jax.grad(g_loss)(gp), jax.grad(d_loss)(dp))
+  fresh = (g.init(jax.random.key(1), z, s), d.init(jax.random.key(3), x, s))
   monkeypatch.setattr(dfgan, "GeneratorBlock", _DFGANGeneratorBlock)
   monkeypatch.setattr(dfgan, "DiscriminatorBlock", _DFGANDiscriminatorBlock)
+  # The same param tree and initial values: checkpoints carry over.
+  jax.tree.map(np.testing.assert_array_equal, fresh,
+               (g.init(jax.random.key(1), z, s), d.init(jax.random.key(3), x, s)))
   theirs = (g.apply({"params": gp}, z, s), d.apply({"params": dp}, x, s),
             jax.grad(g_loss)(gp), jax.grad(d_loss)(dp))
   # The reference really is another computation (not the same code twice).
   assert not np.array_equal(ours[0], theirs[0])
   for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5 * float(jnp.max(jnp.abs(b))))
+
+
+def test_equal_width_blocks_compute_dfgans_functions():
+  """The blocks whose shortcut is the identity (G's and D's widest levels)."""
+  x = jax.random.normal(jax.random.key(0), (2, 4, 4, 8))
+  cond = jax.random.normal(jax.random.key(1), (2, 6))
+  for ours, theirs, args in ((dfgan.GeneratorBlock(8, 8), _DFGANGeneratorBlock(8, 8), (x, cond)),
+                             (dfgan.DiscriminatorBlock(8, 8), _DFGANDiscriminatorBlock(8, 8), (x,))):
+    params = ours.init(jax.random.key(2), *args)["params"]
+    jax.tree.map(np.testing.assert_array_equal, params,
+                 theirs.init(jax.random.key(2), *args)["params"])
+    params = _perturb(params, jax.random.key(3), "", scale=0.3)
+    loss = lambda module, p, v: jnp.sum(jnp.sin(module.apply({"params": p}, v, *args[1:])))  # noqa: E731
+    got = (ours.apply({"params": params}, *args), jax.grad(loss, (1, 2))(ours, params, x))
+    want = (theirs.apply({"params": params}, *args), jax.grad(loss, (1, 2))(theirs, params, x))
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+      np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5 * float(jnp.max(jnp.abs(b))))

@@ -106,6 +106,8 @@ def test_two_hosts_resume_and_survive_a_dead_host(tmp_path):
     env.pop(name, None)
   # train.py's default compilation cache, in jaxgan's cache directory.
   env["JAXGAN_CACHE_DIR"] = str(tmp_path / "cache")
+  # Stored whatever its compile time (by default only programs over 1 s are).
+  env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
   single = subprocess.run(
       [sys.executable, os.path.join(REPO, "train.py"), "--config",
        os.path.join(REPO, "configs/tiny.py"), "--workdir", str(straight),

@@ -29,8 +29,13 @@ def test_compilation_cache_defaults_to_jaxgans_cache_directory(monkeypatch, tmp_
   assert xla_flags.default_compilation_cache_dir() == str(
       tmp_path / "home" / ".cache" / "jaxgan" / "jax")
 
-  # The user's choice wins, an empty one (no cache) included.
-  for value in ("/elsewhere", ""):
-    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", value)
-    assert not xla_flags.set_default_compilation_cache()
-    assert xla_flags.os.environ["JAX_COMPILATION_CACHE_DIR"] == value
+  # The user's choice wins, an empty one (no cache at all) included.
+  monkeypatch.delenv("JAX_ENABLE_COMPILATION_CACHE", raising=False)
+  monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/elsewhere")
+  assert not xla_flags.set_default_compilation_cache()
+  assert xla_flags.os.environ["JAX_COMPILATION_CACHE_DIR"] == "/elsewhere"
+  assert "JAX_ENABLE_COMPILATION_CACHE" not in xla_flags.os.environ
+  monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")
+  assert not xla_flags.set_default_compilation_cache()
+  assert xla_flags.os.environ["JAX_COMPILATION_CACHE_DIR"] == ""
+  assert xla_flags.os.environ["JAX_ENABLE_COMPILATION_CACHE"] == "false"

@@ -171,7 +171,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         step += 1
         if first:  # compiling (or reading the compilation cache) dominates it
           jax.block_until_ready(device_metrics)
-          monitor.info(f"first step, compilation included: "
+          monitor.info(f"first step, compiling or reading the compilation cache included: "
                        f"{time.perf_counter() - started:.1f} s")
         unchecked.append((step, device_metrics))
         if skipped:
