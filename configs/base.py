@@ -69,7 +69,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.nf = 16
   config.model.z_dim = 100
   # D's image-sentence projection head for the contrastive loss; 0 = none.
-  config.model.contrastive_dim = 0
+  config.model.contrastive_dim = 256
   config.model.dtype = "float32"
   config.model.param_dtype = "float32"
 
@@ -78,8 +78,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.ma_gp_weight = 2.0  # k of the matching-aware gradient penalty; 0 = off
   config.loss.ma_gp_power = 6.0   # p
   # XMC-GAN's image-sentence contrastive loss for D and G (needs
-  # model.contrastive_dim); 0 = off.
-  config.loss.contrastive_weight = 0.0
+  # model.contrastive_dim); 0 = off. At 10,000 steps it lifted colour from
+  # 49% to 67-69% and position from 72% to 82% on train prompts (README,
+  # "Results").
+  config.loss.contrastive_weight = 1.0
   config.loss.contrastive_temperature = 0.1
 
   config.optim = ml_collections.ConfigDict()

@@ -17,6 +17,9 @@ def get_config() -> ml_collections.ConfigDict:
   config = base.get_config()
   config.text.encoder = "bow"
   config.model.arch = "mlp"
+  # The MLP discriminator has no contrastive head.
+  config.model.contrastive_dim = 0
+  config.loss.contrastive_weight = 0.0
   config.loss.kind = "bce"
   config.loss.ma_gp_weight = 0.0
   config.optim.g_lr = 2e-4

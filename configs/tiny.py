@@ -22,6 +22,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.text.mlp_dim = 64
   config.model.nf = 8
   config.model.z_dim = 16
+  # The plain matching-aware loss keeps the tests' compiles small; the
+  # contrastive step has its own tests (tests/test_contrastive.py, and the
+  # 1-vs-8-device one in tests/test_train.py).
+  config.model.contrastive_dim = 0
+  config.loss.contrastive_weight = 0.0
   config.log_every = 5
   config.checkpoint_every = 10
   config.sample_every = 10

@@ -60,12 +60,18 @@ def test_train_checkpoint_resume_matches_uninterrupted_run(tmp_path):
   assert np.isfinite(second["metrics"]["d_loss"]) and np.isfinite(second["metrics"]["g_loss"])
 
 
-def test_one_and_eight_devices_give_the_same_training(tmp_path):
+@pytest.mark.parametrize("contrastive", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_one_and_eight_devices_give_the_same_training(tmp_path, contrastive):
+  """Also with the base config's contrastive loss, whose negatives are the
+  whole global batch (every device's examples)."""
   assert jax.device_count() == 8, "conftest sets 8 fake CPU devices"
   config = _config(num_steps=3, checkpoint_every=3, sample_every=3)
+  if contrastive:
+    config.model.contrastive_dim, config.loss.contrastive_weight = 16, 1.0
   one = train_and_evaluate(config, str(tmp_path / "one"), devices=jax.devices()[:1])
   eight = train_and_evaluate(config, str(tmp_path / "eight"), devices=jax.devices())
-  for name in ("d_loss", "g_loss", "d_ma_gp"):
+  for name in ("d_loss", "g_loss", "d_ma_gp") + (("d_contrastive", "g_contrastive")
+                                                   if contrastive else ()):
     np.testing.assert_allclose(one["metrics"][name], eight["metrics"][name], rtol=1e-4)
   _assert_trees_close(_restore_state(str(tmp_path / "one"), 3),
                       _restore_state(str(tmp_path / "eight"), 3), rtol=1e-4, atol=1e-5)
