@@ -80,7 +80,7 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
 # Keys added after runs had been saved: a config.json without one ran with
 # this value.
 _ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1, "data.seed": None,
-               "data.workers": 0}
+               "data.workers": 0, "model.contrastive_dim": 0}
 
 
 def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:

@@ -243,3 +243,15 @@ def test_bfloat16_compute_keeps_float32_weights_and_ema():
   for tree in (state.generator, state.generator_ema, state.discriminator):
     assert {str(x.dtype) for x in jax.tree.leaves(tree)} == {"float32"}
   assert step._cache_size() == 1  # pylint: disable=protected-access
+
+
+def test_runs_saved_before_the_contrastive_head_existed_resume_without_it():
+  from jaxgan import run as run_lib  # pylint: disable=g-import-not-at-top
+  config = _config().to_dict()
+  del config["model"]["contrastive_dim"]
+  saved = type(_config())(config)
+  # Such a run had no head: it resumes with the head off, and a config with
+  # one (the base config's) is told which key differs.
+  run_lib.check_compatible(saved, _config(**{"model.contrastive_dim": 0}), "runs/old")
+  with pytest.raises(ValueError, match="model.contrastive_dim=0, but the config asks for 16"):
+    run_lib.check_compatible(saved, _config(**{"model.contrastive_dim": 16}), "runs/old")
