@@ -366,7 +366,8 @@ def test_upsample_conv_is_the_convolution_of_the_upsampled_image():
     np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(w))))
 
 
-@pytest.mark.parametrize("size,nf", [(16, 8), pytest.param(32, 4, marks=pytest.mark.slow)])
+@pytest.mark.slow  # the blocks alone are compared in the default stage (below)
+@pytest.mark.parametrize("size,nf", [(16, 8), (32, 4)])
 def test_blocks_compute_dfgans_functions(monkeypatch, size, nf):
   """G and D with their reordered blocks (layers that commute with resampling
   run on the small image) against the blocks as DF-GAN writes them, with the
@@ -399,12 +400,15 @@ def test_blocks_compute_dfgans_functions(monkeypatch, size, nf):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5 * float(jnp.max(jnp.abs(b))))
 
 
-def test_equal_width_blocks_compute_dfgans_functions():
-  """The blocks whose shortcut is the identity (G's and D's widest levels)."""
-  x = jax.random.normal(jax.random.key(0), (2, 4, 4, 8))
+@pytest.mark.parametrize("cin,cout", [(8, 8), (8, 4)])
+def test_blocks_alone_compute_dfgans_functions(cin, cout):
+  """G's and D's blocks against DF-GAN's order: with an identity shortcut (the
+  widest levels) and with a 1x1 one; params, init, values and gradients."""
+  x = jax.random.normal(jax.random.key(0), (2, 4, 4, cin))
   cond = jax.random.normal(jax.random.key(1), (2, 6))
-  for ours, theirs, args in ((dfgan.GeneratorBlock(8, 8), _DFGANGeneratorBlock(8, 8), (x, cond)),
-                             (dfgan.DiscriminatorBlock(8, 8), _DFGANDiscriminatorBlock(8, 8), (x,))):
+  for ours, theirs, args in (
+      (dfgan.GeneratorBlock(cin, cout), _DFGANGeneratorBlock(cin, cout), (x, cond)),
+      (dfgan.DiscriminatorBlock(cin, cout), _DFGANDiscriminatorBlock(cin, cout), (x,))):
     params = ours.init(jax.random.key(2), *args)["params"]
     jax.tree.map(np.testing.assert_array_equal, params,
                  theirs.init(jax.random.key(2), *args)["params"])
