@@ -57,8 +57,9 @@ def set_default_compilation_cache(directory: str | None = None) -> bool:
   by program, JAX/XLA version, flags and device kind, so a change to any of
   them compiles afresh). Programs that compile in under a second are not
   stored. The directory grows with every new program (no size limit is set):
-  delete it to clear it. ``JAX_COMPILATION_CACHE_DIR=`` (empty) turns the
-  cache off.
+  delete it to clear it, also if a process killed while writing left an entry
+  JAX cannot read (it then warns and compiles afresh every time).
+  ``JAX_COMPILATION_CACHE_DIR=`` (empty) turns the cache off.
 
   Args:
     directory: where to keep the cache; None: :func:`default_compilation_cache_dir`.
