@@ -53,8 +53,7 @@ def main(argv=None) -> int:
     parser.error("--repeats must be at least 1")
 
   from jaxgan import xla_flags  # pylint: disable=g-import-not-at-top
-  xla_flags.set_default_cpu_flags()  # before JAX starts its backend
-  xla_flags.set_default_compilation_cache()  # before JAX is imported
+  xla_flags.set_entry_point_defaults()  # before JAX is imported
   from jaxgan import metrics  # pylint: disable=g-import-not-at-top
   try:
     result = metrics.evaluate_run(

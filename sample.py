@@ -65,8 +65,7 @@ def _read_prompts(args) -> list[str]:
 def main(argv=None) -> int:
   args = _parse_args(sys.argv[1:] if argv is None else argv)
   from jaxgan import xla_flags  # pylint: disable=g-import-not-at-top
-  xla_flags.set_default_cpu_flags()  # before JAX starts its backend
-  xla_flags.set_default_compilation_cache()  # before JAX is imported
+  xla_flags.set_entry_point_defaults()  # before JAX is imported
   # Before JAX and Orbax load: they log every checkpoint detail at INFO.
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
   absl_logging.set_verbosity(absl_logging.WARNING)

@@ -15,8 +15,7 @@ from ml_collections import config_flags
 
 from jaxgan import xla_flags
 
-xla_flags.set_default_cpu_flags()  # before JAX starts its backend
-xla_flags.set_default_compilation_cache()  # before JAX is imported
+xla_flags.set_entry_point_defaults()  # before JAX is imported
 
 from jaxgan import cli, sharding  # noqa: E402
 from jaxgan.train import NonFiniteLossError, train_and_evaluate

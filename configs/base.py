@@ -11,10 +11,10 @@ keep improving the images. On an accelerator, raise ``image_size`` to 64 or
 128 and ``model.nf`` to 32 or 64.
 
 Expected on a 2-core CPU (README, "Results"): the 10,000 steps should take
-about 80 minutes on an idle machine (estimated from 300 steps: 62-74 img/s
-between log lines); then, with XMC-GAN's contrastive loss (on here), the
+about 72-86 minutes on an idle machine, plus sample grids and checkpoints
+(estimated from 300 steps: 62-74 img/s between log lines); then, with XMC-GAN's contrastive loss (on here), the
 background follows the caption 99.5% of the time, the object is in the right
-grid cell 81-84% of the time and has the right colour 66-69% of the time, and
+grid cell 81.5-84% of the time and has the right colour 66.5-68.5% of the time, and
 its shape is not learned yet.
 """
 
@@ -80,7 +80,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.ma_gp_power = 6.0   # p
   # XMC-GAN's image-sentence contrastive loss for D and G (needs
   # model.contrastive_dim); 0 = off. At 10,000 steps it lifted colour from
-  # 49% to 67-69% and position from 72% to 82% on train prompts (README,
+  # 49% to 66.5-68.5% and position from 72% to 81.5% on train prompts (README,
   # "Results").
   config.loss.contrastive_weight = 1.0
   config.loss.contrastive_temperature = 0.1

@@ -43,6 +43,14 @@ def set_default_cpu_flags(flags: str = DEFAULT_CPU_FLAGS) -> bool:
   return True
 
 
+def set_entry_point_defaults() -> None:
+  """What ``train.py``, ``sample.py``, ``evaluate.py`` and the scripts set
+  before JAX starts: the CPU flags and the compilation cache (benchmarks take
+  the flags only, so that they time compiles)."""
+  set_default_cpu_flags()
+  set_default_compilation_cache()
+
+
 def default_compilation_cache_dir() -> str:
   """``jax/`` in jaxgan's cache directory (``~/.cache/jaxgan/jax`` by default)."""
   return os.path.join(paths.cache_dir(), "jax")

@@ -20,8 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxgan import xla_flags  # pylint: disable=wrong-import-position  (imports nothing heavy)
 
-xla_flags.set_default_cpu_flags()  # before JAX starts its backend
-xla_flags.set_default_compilation_cache()  # before JAX is imported
+xla_flags.set_entry_point_defaults()  # before JAX is imported
 
 from jaxgan.metrics import probe as probe_lib  # pylint: disable=wrong-import-position
 

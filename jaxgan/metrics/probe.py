@@ -48,7 +48,6 @@ NUM_CELLS = len(shapes.POSITIONS)
 SLOT_ATTRIBUTES = ("shape", "colour", "size", "position")
 ATTRIBUTES = (tuple(f"{a}_{i}" for i in (1, 2) for a in SLOT_ATTRIBUTES)
               + ("background", "num_objects"))
-CACHE_ENV = paths.CACHE_ENV
 # Trained probes that come with the package (see :func:`load_probe`), and the
 # image sizes shipped for the default recipe (scripts/train_probe.py writes
 # them: about half an hour per size on a shared 2-core CPU).
