@@ -23,8 +23,27 @@ from jaxgan import sharding
 from jaxgan.models.gan import make_generate_fn
 from jaxgan.train import checkpointing
 from jaxgan.train.monitor import Monitor
-from jaxgan.train.state import init_state
+from jaxgan.train.state import (flatten_optimizer_states, init_state,
+                                per_leaf_optimizer_states)
 from jaxgan.train.step import make_train_step
+
+
+def _restore_state(checkpointer: checkpointing.Checkpointer, step: int,
+                   abstract_state: Any, replicated: jax.sharding.Sharding,
+                   iterator: Any, models: Any, config: ml_collections.ConfigDict) -> Any:
+  """Restores the state at ``step``, converting per-leaf Adam moments (runs
+  saved before the optimizers raveled the params) to today's layout."""
+  try:
+    return checkpointer.restore(
+        step, checkpointing.abstract_like(abstract_state, replicated), iterator)
+  except ValueError as error:  # Orbax's answer to a tree that does not match
+    legacy = per_leaf_optimizer_states(models, config, abstract_state)
+    try:
+      state = checkpointer.restore(
+          step, checkpointing.abstract_like(legacy, replicated), iterator)
+    except ValueError:
+      raise error from None
+  return jax.device_put(flatten_optimizer_states(state), replicated)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -136,8 +155,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     state = init_fn(init_key, frozen_text)
     start_step = 0
   else:
-    state = checkpointer.restore(
-        start_step, checkpointing.abstract_like(abstract_state, replicated), iterator)
+    state = _restore_state(checkpointer, start_step, abstract_state, replicated,
+                           iterator, models, config)
 
   train_step = jax.jit(make_train_step(models, config, step_key),
                        in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
