@@ -31,19 +31,20 @@ from jaxgan.train.step import make_train_step
 def _restore_state(checkpointer: checkpointing.Checkpointer, step: int,
                    abstract_state: Any, replicated: jax.sharding.Sharding,
                    iterator: Any, models: Any, config: ml_collections.ConfigDict) -> Any:
-  """Restores the state at ``step``, converting per-leaf Adam moments (runs
-  saved before the optimizers raveled the params) to today's layout."""
-  try:
-    return checkpointer.restore(
-        step, checkpointing.abstract_like(abstract_state, replicated), iterator)
-  except ValueError as error:  # Orbax's answer to a tree that does not match
-    legacy = per_leaf_optimizer_states(models, config, abstract_state)
-    try:
-      state = checkpointer.restore(
-          step, checkpointing.abstract_like(legacy, replicated), iterator)
-    except ValueError:
-      raise error from None
-  return jax.device_put(flatten_optimizer_states(state), replicated)
+  """Restores the state at ``step``; a run saved before the optimizers raveled
+  the params (per-leaf Adam moments, told apart by their leaf count in the
+  checkpoint's metadata) is read in its layout and converted."""
+  saved = checkpointer.saved_state_tree(step)
+  legacy = per_leaf_optimizer_states(models, config, abstract_state)
+  saved_count = (len(jax.tree.leaves(saved["g_opt_state"]))
+                 if isinstance(saved, dict) and "g_opt_state" in saved else None)
+  if (saved_count == len(jax.tree.leaves(legacy.g_opt_state))
+      != len(jax.tree.leaves(abstract_state.g_opt_state))):
+    state = checkpointer.restore(
+        step, checkpointing.abstract_like(legacy, replicated), iterator)
+    return jax.jit(flatten_optimizer_states, out_shardings=replicated)(state)
+  return checkpointer.restore(
+      step, checkpointing.abstract_like(abstract_state, replicated), iterator)
 
 
 class NonFiniteLossError(RuntimeError):

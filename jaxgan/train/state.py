@@ -45,8 +45,10 @@ def _per_leaf_optimizers(config: ml_collections.ConfigDict):
 def make_optimizers(config: ml_collections.ConfigDict):
   """Adam for G and D with the DF-GAN defaults (betas 0.0/0.9, TTUR rates).
 
-  Each network's gradients are raveled into one vector before Adam
-  (``optax.flatten``). Adam is elementwise, so the update is the same; but
+  What each optimizer updates (G; D with the text params) is raveled into
+  one vector before Adam (``optax.flatten``). Adam is elementwise, so the
+  update is the same (where leaves of lower precision are mixed in, their
+  moments are kept in the vector's promoted dtype); but
   XLA compiles the bookkeeping per param leaf otherwise (146 leaves in the
   base config, several kernels each): raveled, with the step's norms and
   finite check, the base step has half the fusions and compiles 4-8 s

@@ -27,8 +27,8 @@ def images_to_float(images_uint8: jax.Array) -> jax.Array:
 
 
 # Norms and the finite check read each tree raveled into one vector: a
-# reduction per leaf compiles to a kernel per leaf, and the concatenations are
-# shared with the optimizers' (make_optimizers) where the trees are the same.
+# reduction per leaf compiles to a kernel per leaf (and G's gradient vector is
+# the one its optimizer ravels, make_optimizers).
 def _global_norm(tree) -> jax.Array:
   flat, _ = ravel_pytree(tree)
   return jnp.sqrt(jnp.sum(jnp.square(flat.astype(jnp.float32))))
