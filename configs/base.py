@@ -10,12 +10,11 @@ every 250 steps (about 2 minutes). More steps (``--config.num_steps=...``)
 keep improving the images. On an accelerator, raise ``image_size`` to 64 or
 128 and ``model.nf`` to 32 or 64.
 
-Expected on a 2-core CPU (README, "Results"): the 10,000 steps should take
-about 72-86 minutes on an idle machine, plus sample grids and checkpoints
-(estimated from 300 steps: 62-74 img/s between log lines); then, with XMC-GAN's contrastive loss (on here), the
-background follows the caption 99.5% of the time, the object is in the right
-grid cell 81.5-84% of the time and has the right colour 66.5-68.5% of the time, and
-its shape is not learned yet.
+Expected on a 2-core CPU (README, "Results"): the 10,000 steps take 1 h 28 min
+on an idle machine, everything included (timed once); then, with XMC-GAN's
+contrastive loss (on here), the background follows the caption 99-99.5% of the
+time, the object is in the right grid cell 77.5-84% of the time and has the
+right colour 61-68.5% of the time (two runs), and its shape is not learned yet.
 """
 
 import ml_collections
