@@ -48,13 +48,12 @@ def make_optimizers(config: ml_collections.ConfigDict):
   What each optimizer updates (G; D with the text params) is raveled into
   one vector before Adam (``optax.flatten``). Adam is elementwise, so the
   update is the same (where leaves of lower precision are mixed in, their
-  moments are kept in the vector's promoted dtype); but
-  XLA compiles the bookkeeping per param leaf otherwise (146 leaves in the
-  base config, several kernels each): raveled, with the step's norms and
-  finite check, the base step has half the fusions and compiles 4-8 s
-  faster (benchmarks/README.md). The moments are saved as those vectors: runs saved
-  with per-leaf moments are converted when they resume
-  (:func:`flatten_optimizer_states`).
+  moments are kept in the vector's promoted dtype); but per leaf, XLA
+  compiles the bookkeeping once for each of the base config's 146 leaves.
+  Raveled, with the step's norms and finite check, the base step has half
+  the fusions and compiles 4-8 s faster (benchmarks/README.md). The moments
+  are saved as those vectors; runs saved with per-leaf moments are converted
+  when they resume (:func:`flatten_optimizer_states`).
   """
   return tuple(optax.flatten(tx) for tx in _per_leaf_optimizers(config))
 
