@@ -68,6 +68,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.arch = "dfgan"   # dfgan | mlp
   config.model.nf = 16
   config.model.z_dim = 100
+  # G's 4x4 stem reads the sentence with the noise (StackGAN/AttnGAN); False is
+  # DF-GAN's noise-only stem. See models/dfgan.py's Generator.
+  config.model.text_stem = True
   # D's image-sentence projection head for the contrastive loss; 0 = none.
   config.model.contrastive_dim = 256
   config.model.dtype = "float32"

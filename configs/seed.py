@@ -17,8 +17,9 @@ def get_config() -> ml_collections.ConfigDict:
   config = base.get_config()
   config.text.encoder = "bow"
   config.model.arch = "mlp"
-  # The MLP discriminator has no contrastive head.
+  # The MLP discriminator has no contrastive head, its generator no 4x4 stem.
   config.model.contrastive_dim = 0
+  config.model.text_stem = False
   config.loss.contrastive_weight = 0.0
   config.loss.kind = "bce"
   config.loss.ma_gp_weight = 0.0

@@ -84,6 +84,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.loss.ma_gp_weight < 0:
     raise ValueError(f"config.loss.ma_gp_weight={config.loss.ma_gp_weight!r} must be >= 0.")
   _validate_contrastive(config)
+  if config.model.get("text_stem", False) and config.model.arch != "dfgan":
+    raise ValueError(f"config.model.text_stem=True needs model.arch='dfgan' (the "
+                     f"{config.model.arch!r} generator has no 4x4 stem); set it False.")
 
 
 def _validate_contrastive(config: ml_collections.ConfigDict) -> None:

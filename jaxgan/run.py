@@ -13,6 +13,8 @@ from typing import Any
 
 import jax
 import ml_collections
+import orbax.checkpoint as ocp
+from etils import epath
 
 from jaxgan import config as config_lib
 from jaxgan import models as gan_models
@@ -33,6 +35,26 @@ RESUME_KEYS = ("seed", "batch_size", "data.seed", "data.num_examples", "data.max
 def checkpoint_dir(workdir: str) -> str:
   """Where a run's Orbax checkpoints live."""
   return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
+def state_item(workdir: str, step: int) -> str:
+  """The ``state`` item (the TrainState pytree) of the checkpoint at ``step``.
+
+  Readers that need only the state open it on its own: through the manager,
+  Orbax would warn about the input pipeline's ``data`` item next to it.
+  """
+  return os.path.join(checkpoint_dir(workdir), str(step), "state")
+
+
+def saved_state_tree(workdir: str, step: int) -> Any:
+  """The tree of the state saved at ``step``, with array metadata (shapes,
+  dtypes) in place of the arrays; nothing is read but the metadata."""
+  handler = ocp.PyTreeCheckpointHandler()
+  try:
+    saved = handler.metadata(epath.Path(state_item(workdir, step)))
+  finally:
+    handler.close()
+  return getattr(saved, "tree", saved)
 
 
 def abstract_like(tree: Any, sharding: jax.sharding.Sharding) -> Any:
@@ -80,7 +102,8 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
 # Keys added after runs had been saved: a config.json without one ran with
 # this value.
 _ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1, "data.seed": None,
-               "data.workers": 0, "model.contrastive_dim": 0}
+               "data.workers": 0, "model.contrastive_dim": 0,
+               "model.text_stem": False}
 
 
 def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
@@ -163,7 +186,8 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer) -> tuple[GanModels, 
       config.model.arch, image_size=config.image_size, nf=config.model.nf,
       dtype=config.model.dtype, param_dtype=config.model.param_dtype,
       # Runs from before the contrastive head have no such key.
-      contrastive_dim=config.model.get("contrastive_dim", 0))
+      contrastive_dim=config.model.get("contrastive_dim", 0),
+      text_stem=config.model.get("text_stem", False))
   text_encoder = text.build_encoder(config.text, tokenizer)
   adapter = text.build_adapter(config.text)
   pretrained_params = None

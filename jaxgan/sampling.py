@@ -410,12 +410,6 @@ def _checkpoint_manager(workdir: str) -> ocp.CheckpointManager:
       item_handlers={"state": ocp.PyTreeCheckpointHandler()})
 
 
-def _state_item(workdir: str, step: int) -> str:
-  # The ``state`` item is read on its own: through the manager, Orbax would
-  # warn about the input pipeline's ``data`` item, which sampling never needs.
-  return os.path.join(run_lib.checkpoint_dir(workdir), str(step), "state")
-
-
 def _flat(tree: Any) -> dict[str, Any]:
   leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
   return {jax.tree_util.keystr(path): leaf for path, leaf in leaves}
@@ -519,11 +513,9 @@ def load_pipeline(workdir: str, step: int | None = None,
   expected = {k: compared[k] for k in keys}
 
   # PyTree (not Standard), because only it restores a subset of the saved tree.
+  saved = run_lib.saved_state_tree(workdir, step)
   handler = ocp.PyTreeCheckpointHandler()
-  path = epath.Path(_state_item(workdir, step))
   try:
-    saved = handler.metadata(path)
-    saved = getattr(saved, "tree", saved)
     missing = [k for k in RESTORED_KEYS if k not in saved]
     if missing:
       raise ValueError(f"the checkpoint at step {step} in {workdir!r} has no "
@@ -533,8 +525,10 @@ def load_pipeline(workdir: str, step: int | None = None,
     restore_args = jax.tree.map(
         lambda x: ocp.ArrayRestoreArgs(sharding=replicated, global_shape=x.shape,
                                        dtype=x.dtype), expected)
-    restored = handler.restore(path, args=ocp.args.PyTreeRestore(
-        item=item, restore_args=restore_args, partial_restore=True))
+    restored = handler.restore(
+        epath.Path(run_lib.state_item(workdir, step)),
+        args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args,
+                                    partial_restore=True))
   finally:
     handler.close()
 

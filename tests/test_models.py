@@ -191,6 +191,30 @@ def test_generator_range_and_conditioning(dfgan16):
   np.testing.assert_array_equal(img, g.apply(gv, z, s, train=True))
 
 
+def test_text_stem_lets_the_sentence_lay_out_the_image_from_init():
+  z, s, _ = _inputs(16)
+  _, s2, _ = _inputs(16, seed=1)
+  g = Generator(nf=4, image_size=16, text_stem=True)
+  gv = jax.jit(g.init)(jax.random.key(0), z, s)
+  kernel = gv["params"]["fc"]["kernel"]
+  assert kernel.shape == (Z + DS, 4 * 4 * 16)  # 16 px: a 4 x nf stem
+  # The affines are still the identity, yet the sentence moves the image.
+  assert not np.allclose(g.apply(gv, z, s), g.apply(gv, z, s2), atol=1e-4)
+  # The sentence's rows of the stem are all it adds to DF-GAN's generator.
+  plain = Generator(nf=4, image_size=16)
+  plain_params = dict(gv["params"], fc=dict(gv["params"]["fc"], kernel=kernel[:Z]))
+  silent_params = dict(gv["params"], fc=dict(gv["params"]["fc"],
+                                             kernel=kernel.at[Z:].set(0.0)))
+  np.testing.assert_allclose(g.apply({"params": silent_params}, z, s),
+                             plain.apply({"params": plain_params}, z, s),
+                             rtol=1e-6, atol=1e-6)
+
+
+def test_text_stem_needs_dfgan():
+  with pytest.raises(ValueError, match="text_stem must be False"):
+    build_models("mlp", 16, text_stem=True)
+
+
 def test_discriminator_is_shortcut_only_at_init(dfgan16):
   _, d, _, dv = dfgan16
   _, s, x = _inputs(16)

@@ -145,12 +145,23 @@ def test_runs_saved_before_the_adapter_keys_existed_still_resume():
                                                "text.adapter": True}), "runs/old")
 
 
+def test_runs_saved_before_the_text_stem_existed_resume_without_it():
+  from jaxgan import run as run_lib  # pylint: disable=g-import-not-at-top
+  config = _config().to_dict()
+  del config["model"]["text_stem"]
+  saved = type(_config())(config)
+  run_lib.check_compatible(saved, _config(**{"model.text_stem": False}), "runs/old")
+  with pytest.raises(ValueError, match="model.text_stem=False"):
+    run_lib.check_compatible(saved, _config(**{"model.text_stem": True}), "runs/old")
+
+
 @pytest.mark.parametrize("key,value,message", [
     ("image_size", 48, "image_size"),
     ("batch_size", 0, "batch_size"),
     ("model.arch", "unet", "model.arch"),
     ("loss.kind", "wgan", "loss.kind"),
     ("model.param_dtype", "bfloat16", "use model.dtype=bfloat16"),
+    ("model.arch", "mlp", "text_stem=True needs model.arch='dfgan'"),
 ])
 def test_bad_config_values_fail_at_start(tmp_path, key, value, message):
   with pytest.raises(ValueError, match=message):
@@ -313,7 +324,8 @@ def test_checkpoints_with_per_leaf_adam_moments_resume_raveled(tmp_path):
 
   replicated = sharding.replicated(sharding.make_mesh())
   restored = loop._restore_state(  # pylint: disable=protected-access
-      checkpointer, 3, jax.eval_shape(lambda: state), replicated, None, models, config)
+      checkpointer, str(tmp_path), 3, jax.eval_shape(lambda: state), replicated, None,
+      models, config)
   assert jax.tree.structure(restored) == jax.tree.structure(state)
   g_raveled, d_raveled = state_lib.make_optimizers(config)
   # The moments a run with raveled params would hold after the same update
@@ -335,5 +347,5 @@ def test_checkpoints_with_per_leaf_adam_moments_resume_raveled(tmp_path):
   other = jax.eval_shape(lambda: state.replace(generator_state={"unknown": state.step}))
   with pytest.raises(ValueError, match="generator_state"):
     loop._restore_state(  # pylint: disable=protected-access
-        checkpointer, 3, other, replicated, None, models, config)
+        checkpointer, str(tmp_path), 3, other, replicated, None, models, config)
   checkpointer.close()

@@ -52,7 +52,8 @@ def uses_batch_stats(arch: str) -> bool:
 def build_models(arch: str, image_size: int, nf: int = 32,
                  dtype: Any = "float32",
                  param_dtype: Any = "float32",
-                 contrastive_dim: int = 0) -> tuple[nn.Module, nn.Module]:
+                 contrastive_dim: int = 0,
+                 text_stem: bool = False) -> tuple[nn.Module, nn.Module]:
   """Builds an unbound (generator, discriminator) pair.
 
   Args:
@@ -63,6 +64,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
     param_dtype: parameter dtype, likewise.
     contrastive_dim: DF-GAN: size of D's contrastive head (0: none); "mlp"
       has none and refuses it.
+    text_stem: DF-GAN: G's 4x4 stem reads the sentence too
+      (:class:`Generator`); "mlp" refuses it.
 
   Returns:
     ``(generator, discriminator)`` linen modules.
@@ -76,12 +79,14 @@ def build_models(arch: str, image_size: int, nf: int = 32,
   except TypeError as e:
     raise ValueError(f"invalid dtype {dtype!r} / {param_dtype!r}") from e
   if arch == "dfgan":
-    return (Generator(nf=nf, image_size=image_size, **kw),
+    return (Generator(nf=nf, image_size=image_size, text_stem=text_stem, **kw),
             Discriminator(nf=nf, image_size=image_size, contrastive_dim=contrastive_dim,
                           **kw))
   if contrastive_dim:
     raise ValueError(f"the {arch!r} discriminator has no contrastive head; "
                      f"contrastive_dim must be 0")
+  if text_stem:
+    raise ValueError(f"the {arch!r} generator has no 4x4 stem; text_stem must be False")
   return (MLPGenerator(image_size=image_size, **kw),
           MLPDiscriminator(image_size=image_size, **kw))
 

@@ -226,6 +226,11 @@ class Generator(nn.Module):
     nf: base width; the 4x4 stem has ``8 * nf`` channels (``4 * nf`` for
       16x16 images).
     image_size: output side, a power of two in [16, 256].
+    text_stem: the 4x4 stem reads the sentence too (``fc`` of the noise and
+      the sentence, as in StackGAN and AttnGAN), not the noise alone (DF-GAN).
+      The fusion blocks' affines scale and shift every pixel alike, so without
+      it where things go can only come from the noise's layout; with it the
+      caption lays out the 4x4 map that the blocks refine.
     dtype: compute dtype.
     param_dtype: parameter dtype.
 
@@ -234,6 +239,7 @@ class Generator(nn.Module):
 
   nf: int = 32
   image_size: int = 64
+  text_stem: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -262,7 +268,7 @@ class Generator(nn.Module):
     # Every affine sees noise and text, as in DF-GAN.
     cond = jnp.concatenate(
         [z.astype(self.dtype), sentence.astype(self.dtype)], axis=-1)
-    x = nn.Dense(4 * 4 * widths[0], name="fc", **kw)(z)
+    x = nn.Dense(4 * 4 * widths[0], name="fc", **kw)(cond if self.text_stem else z)
     x = x.reshape(z.shape[0], 4, 4, widths[0])
     for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
       x = GeneratorBlock(cin, cout, name=f"block_{i}", **kw)(x, cond)

@@ -16,7 +16,6 @@ from typing import Any
 import grain
 import jax
 import orbax.checkpoint as ocp
-from etils import epath
 
 # The run directory's layout lives in jaxgan.run, which sampling reads without
 # the trainer; re-exported here for the loop.
@@ -59,16 +58,6 @@ class Checkpointer:
       items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
     restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     return restored["state"]
-
-  def saved_state_tree(self, step: int) -> Any:
-    """The tree of the ``state`` item saved at ``step``: array metadata
-    (shapes, dtypes) in place of the arrays; nothing is read but the metadata."""
-    handler = ocp.PyTreeCheckpointHandler()
-    try:
-      saved = handler.metadata(epath.Path(str(self._manager.directory)) / str(step) / "state")
-    finally:
-      handler.close()
-    return getattr(saved, "tree", saved)
 
   def _check_host_count(self, step: int) -> None:
     """Raises ValueError if another number of hosts wrote the iterator positions.

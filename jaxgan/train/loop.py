@@ -28,13 +28,13 @@ from jaxgan.train.state import (flatten_optimizer_states, init_state,
 from jaxgan.train.step import make_train_step
 
 
-def _restore_state(checkpointer: checkpointing.Checkpointer, step: int,
+def _restore_state(checkpointer: checkpointing.Checkpointer, workdir: str, step: int,
                    abstract_state: Any, replicated: jax.sharding.Sharding,
                    iterator: Any, models: Any, config: ml_collections.ConfigDict) -> Any:
   """Restores the state at ``step``; a run saved before the optimizers raveled
   the params (per-leaf Adam moments, told apart by their leaf count in the
   checkpoint's metadata) is read in its layout and converted."""
-  saved = checkpointer.saved_state_tree(step)
+  saved = run_lib.saved_state_tree(workdir, step)
   legacy = per_leaf_optimizer_states(models, config, abstract_state)
   saved_count = (len(jax.tree.leaves(saved["g_opt_state"]))
                  if isinstance(saved, dict) and "g_opt_state" in saved else None)
@@ -156,8 +156,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     state = init_fn(init_key, frozen_text)
     start_step = 0
   else:
-    state = _restore_state(checkpointer, start_step, abstract_state, replicated,
-                           iterator, models, config)
+    state = _restore_state(checkpointer, workdir, start_step, abstract_state,
+                           replicated, iterator, models, config)
 
   train_step = jax.jit(make_train_step(models, config, step_key),
                        in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
