@@ -234,10 +234,8 @@ def main() -> None:
   config.image_size, config.batch_size, config.model.nf = (
       args.image_size, args.batch_size, args.nf)
   config.text.encoder, config.text.adapter = "bow", False
-  # DF-GAN's own step: no contrastive head and a noise-only stem (configs/base.py
-  # adds the head and feeds the text to the stem).
+  # DF-GAN's own step: no contrastive head (configs/base.py adds one).
   config.model.contrastive_dim, config.loss.contrastive_weight = 0, 0.0
-  config.model.text_stem = False
   batches, _ = train_throughput.prepare_batches(config, 4)
 
   ours = train_throughput.CompiledStep(config, batches)

@@ -68,9 +68,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.arch = "dfgan"   # dfgan | mlp
   config.model.nf = 16
   config.model.z_dim = 100
-  # G's 4x4 stem reads the sentence with the noise (StackGAN/AttnGAN); False is
-  # DF-GAN's noise-only stem. See models/dfgan.py's Generator.
-  config.model.text_stem = True
+  # True: G's 4x4 stem reads the sentence with the noise (StackGAN/AttnGAN);
+  # False: DF-GAN's noise-only stem. See models/dfgan.py's Generator. (In a
+  # 3,000-step trial it did not place objects sooner: README, "Results".)
+  config.model.text_stem = False
   # D's image-sentence projection head for the contrastive loss; 0 = none.
   config.model.contrastive_dim = 256
   config.model.dtype = "float32"
@@ -86,6 +87,14 @@ def get_config() -> ml_collections.ConfigDict:
   # "Results").
   config.loss.contrastive_weight = 1.0
   config.loss.contrastive_temperature = 0.1
+  # D's mismatched pairs: "roll" pairs each real image with the next example's
+  # caption (DF-GAN); "hardest" draws, per image, a caption the contrastive head
+  # finds close to it (probability ~ exp(cosine / contrastive_temperature)) from
+  # the batch's others and a queue of the last mismatch_queue captions seen
+  # (MoCo-style). Random captions almost always differ from an image's own in
+  # colour or place, so with "roll" D never has to look at shape or size.
+  config.loss.mismatch = "roll"
+  config.loss.mismatch_queue = 512
 
   config.optim = ml_collections.ConfigDict()
   config.optim.g_lr = 1e-4

@@ -89,6 +89,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
                      f"{config.model.arch!r} generator has no 4x4 stem); set it False.")
 
 
+# How D's mismatched (real image, caption) pairs are chosen; see configs/base.py.
+MISMATCH_KINDS = ("roll", "hardest")
+
+
 def _validate_contrastive(config: ml_collections.ConfigDict) -> None:
   """The contrastive loss needs D's head, which only DF-GAN's D has."""
   dim = config.model.get("contrastive_dim", 0)
@@ -106,6 +110,19 @@ def _validate_contrastive(config: ml_collections.ConfigDict) -> None:
   if weight and not config.loss.contrastive_temperature > 0:
     raise ValueError(f"config.loss.contrastive_temperature="
                      f"{config.loss.contrastive_temperature!r} must be > 0.")
+  mismatch = config.loss.get("mismatch", "roll")
+  if mismatch not in MISMATCH_KINDS:
+    raise ValueError(f"config.loss.mismatch={mismatch!r}; valid: "
+                     f"{', '.join(MISMATCH_KINDS)}.")
+  if mismatch == "hardest":
+    if not dim:
+      raise ValueError("config.loss.mismatch='hardest' picks captions with D's "
+                       "contrastive head: set model.contrastive_dim (e.g. 256).")
+    queue = config.loss.mismatch_queue
+    if (not isinstance(queue, int) or isinstance(queue, bool) or queue < 0
+        or queue % config.batch_size):
+      raise ValueError(f"config.loss.mismatch_queue={queue!r} must be a multiple of "
+                       f"batch_size={config.batch_size} (0: the batch's captions only).")
 
 
 def _validate_data(data: ml_collections.ConfigDict) -> None:

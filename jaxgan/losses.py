@@ -148,6 +148,37 @@ def contrastive_loss(images: jax.Array, sentences: jax.Array,
   return 0.5 * (jnp.mean(image_to_text) + jnp.mean(text_to_image))
 
 
+def hard_negative_indices(key: jax.Array, images: jax.Array, candidates: jax.Array,
+                          valid: jax.Array, temperature: float) -> jax.Array:
+  """Draws a hard mismatched caption for every image.
+
+  Image i's caption is candidate i (the batch's captions come first); every
+  other valid candidate is drawn with probability proportional to
+  ``exp(cosine(image_i, candidate_j) / temperature)``, so the captions that
+  the image embedding finds closest, the ones that differ from the right one
+  in a detail, are drawn most (hard negatives, Robinson et al., 2021).
+  Drawing rather than taking the closest keeps a paraphrase of the image's
+  own caption, which may sit among the candidates, from being its negative
+  every time.
+
+  Args:
+    key: PRNG key.
+    images: [B, K] image embeddings, L2-normalised.
+    candidates: [N, K] caption embeddings, L2-normalised, N > B; the first B
+      are the images' own captions.
+    valid: [N] bool, which candidates may be drawn (e.g. queue slots not yet
+      written are not).
+    temperature: divides the cosines.
+
+  Returns:
+    [B] int32 indices into ``candidates``, never i for image i.
+  """
+  scores = _f32(images) @ _f32(candidates).T / temperature
+  own = jnp.arange(candidates.shape[0])[None, :] == jnp.arange(images.shape[0])[:, None]
+  scores = jnp.where(own | ~valid[None, :], -jnp.inf, scores)
+  return jax.random.categorical(key, jax.lax.stop_gradient(scores), axis=-1)
+
+
 def r1_penalty(logits_fn: Callable[[jax.Array], jax.Array],
                images: jax.Array, gamma: float) -> jax.Array:
   """R1 penalty (Mescheder et al., 2018) on real images.

@@ -22,9 +22,9 @@ from jaxgan import text
 from jaxgan.models.gan import GanModels
 
 CONFIG_FILE = "config.json"
-# Keys that change the networks or their inputs: a workdir can only be resumed
-# (or sampled) with the values it was created with.
-_ARCHITECTURE_KEYS = ("image_size", "model", "text", "data.source")
+# Keys that change the networks, their inputs or the state's layout: a workdir
+# can only be resumed (or sampled) with the values it was created with.
+_ARCHITECTURE_KEYS = ("image_size", "model", "text", "data.source", "loss.mismatch")
 # Keys that fix the noise and the data order: a run resumed with other values
 # would not continue the run it resumes.
 # (The input iterator's saved state has one layout per number of data workers.)
@@ -103,7 +103,7 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
 # this value.
 _ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1, "data.seed": None,
                "data.workers": 0, "model.contrastive_dim": 0,
-               "model.text_stem": False}
+               "model.text_stem": False, "loss.mismatch": "roll"}
 
 
 def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
@@ -125,6 +125,9 @@ def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
       del flat["text.adapter_layers"]
     if learned:
       del flat["text.adapter"]
+  if key == "loss.mismatch" and flat[key] == "hardest":
+    # The state holds the caption queue, whose length is this.
+    flat["loss.mismatch_queue"] = _lookup(config, "loss.mismatch_queue")
   return flat
 
 

@@ -202,3 +202,22 @@ def test_ma_gp_from_the_pullbacks_of_d_matches_ma_gp():
   np.testing.assert_allclose(got, want, rtol=1e-5)
   for g, w in zip(jax.tree.leaves(got_grads), jax.tree.leaves(want_grads)):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-7)
+
+
+def test_hard_negatives_are_drawn_by_closeness_never_own_or_invalid():
+  images = jnp.asarray([[1.0, 0.0], [0.0, 1.0]])
+  angles = jnp.asarray([0.0, 1.6, 0.3, 0.9, 0.1])
+  candidates = jnp.stack([jnp.cos(angles), jnp.sin(angles)], axis=1)
+  valid = jnp.asarray([True, True, True, True, False])
+  temperature = 0.5
+  draws = jax.vmap(lambda k: losses.hard_negative_indices(
+      k, images, candidates, valid, temperature))(
+          jax.random.split(jax.random.key(0), 20000))
+  draws = np.asarray(draws)
+  scores = np.asarray(images @ candidates.T) / temperature
+  for i in range(2):
+    allowed = [j for j in range(5) if j != i and bool(valid[j])]
+    expected = np.exp(scores[i, allowed]) / np.exp(scores[i, allowed]).sum()
+    counts = np.bincount(draws[:, i], minlength=5) / len(draws)
+    assert counts[i] == 0 and counts[4] == 0
+    np.testing.assert_allclose(counts[allowed], expected, atol=0.015)

@@ -60,14 +60,18 @@ def test_train_checkpoint_resume_matches_uninterrupted_run(tmp_path):
   assert np.isfinite(second["metrics"]["d_loss"]) and np.isfinite(second["metrics"]["g_loss"])
 
 
-@pytest.mark.parametrize("contrastive", [False, pytest.param(True, marks=pytest.mark.slow)])
-def test_one_and_eight_devices_give_the_same_training(tmp_path, contrastive):
+@pytest.mark.parametrize("contrastive, mismatch", [
+    (False, "roll"), pytest.param(True, "roll", marks=pytest.mark.slow),
+    pytest.param(True, "hardest", marks=pytest.mark.slow)])
+def test_one_and_eight_devices_give_the_same_training(tmp_path, contrastive, mismatch):
   """Also with the base config's contrastive loss, whose negatives are the
-  whole global batch (every device's examples)."""
+  whole global batch (every device's examples), and with mismatched captions
+  drawn from the global batch and the caption queue."""
   assert jax.device_count() == 8, "conftest sets 8 fake CPU devices"
   config = _config(num_steps=3, checkpoint_every=3, sample_every=3)
   if contrastive:
     config.model.contrastive_dim, config.loss.contrastive_weight = 16, 1.0
+  config.loss.mismatch, config.loss.mismatch_queue = mismatch, 16
   one = train_and_evaluate(config, str(tmp_path / "one"), devices=jax.devices()[:1])
   eight = train_and_evaluate(config, str(tmp_path / "eight"), devices=jax.devices())
   for name in ("d_loss", "g_loss", "d_ma_gp") + (("d_contrastive", "g_contrastive")
@@ -143,6 +147,38 @@ def test_runs_saved_before_the_adapter_keys_existed_still_resume():
   with pytest.raises(ValueError, match="text.adapter=False"):
     run_lib.check_compatible(saved, _config(**{"text.encoder": "minilm",
                                                "text.adapter": True}), "runs/old")
+
+
+def test_checkpoints_saved_before_the_caption_queue_existed_resume(tmp_path):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from jaxgan import sharding  # pylint: disable=g-import-not-at-top
+  from jaxgan.train import state as state_lib  # pylint: disable=g-import-not-at-top
+  config = _config()
+  models = _tiny_models(config)
+  state = state_lib.init_state(models, config, jax.random.key(0))
+  assert state.caption_queue is None  # "roll" keeps no queue
+  # What older code saved: the state without the field.
+  old = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+         if f.name != "caption_queue"}
+  checkpointer = checkpointing.Checkpointer(str(tmp_path), keep=2)
+  checkpointer.save(5, old)
+  checkpointer.wait_until_finished()
+  replicated = sharding.replicated(sharding.make_mesh())
+  restored = loop._restore_state(  # pylint: disable=protected-access
+      checkpointer, str(tmp_path), 5, jax.eval_shape(lambda: state), replicated, None,
+      models, config)
+  assert restored.caption_queue is None
+  _assert_trees_close(restored, state, rtol=0, atol=0)
+  checkpointer.close()
+  # A run that kept no queue cannot be resumed with one, and is told why.
+  from jaxgan import run as run_lib  # pylint: disable=g-import-not-at-top
+  with_head = _config(**{"model.contrastive_dim": 8})
+  hardest = _config(**{"model.contrastive_dim": 8, "loss.mismatch": "hardest"})
+  with pytest.raises(ValueError, match="loss.mismatch='roll'"):
+    run_lib.check_compatible(with_head, hardest, "runs/old")
+  saved = config.to_dict()
+  del saved["loss"]["mismatch"], saved["loss"]["mismatch_queue"]
+  run_lib.check_compatible(type(config)(saved), config, "runs/old")
 
 
 def test_runs_saved_before_the_text_stem_existed_resume_without_it():

@@ -402,3 +402,46 @@ def test_contrastive_loss_trains_d_the_text_encoder_and_g():
   g_adv_grad = jax.grad(ref.g_loss)(state.generator, new_state.discriminator)
   assert any(np.any(np.sign(a) != np.sign(b))
              for a, b in zip(_leaves(g_grad), _leaves(g_adv_grad)))
+
+
+def test_hardest_mismatch_draws_from_the_batch_then_the_caption_queue():
+  temperature = 1e-4  # the draw is the closest candidate
+  models = GanModels(generator=NoiseFreeGenerator(), discriminator=ContrastiveDiscriminator(),
+                     text_encoder=BagOfWords(), text_frozen=False,
+                     generator_has_state=False, z_dim=4)
+  config = _config()
+  config.loss.mismatch = "hardest"
+  config.loss.mismatch_queue = 4
+  config.loss.contrastive_temperature = temperature
+  state = init_state(models, config, jax.random.key(0))
+  assert state.caption_queue.shape == (4, SENTENCE_DIM)
+  step = jax.jit(make_train_step(models, config, jax.random.key(7)))
+  batches = [_batch(), {**_batch(), "ids": np.array([[3, 3, 1], [1, 2, 0]], np.int32),
+                        "mask": np.ones((2, LENGTH), bool)}, _batch()]
+  sentences = []
+  for i, batch in enumerate(batches):
+    ref = Reference(models, config, state, batch)
+    sentence = ref.sentence(state.text_encoder)
+    if i == 0:
+      # An empty queue: in a batch of two the only other caption is the
+      # other example's, DF-GAN's pairing.
+      expected = ref.d_terms(state.discriminator, state.text_encoder)["adv"]
+    else:
+      queue = np.concatenate(sentences[-2:])
+      candidates = np.concatenate([sentence, queue])
+      features = models.d_features(state.discriminator, ref.real)
+      images, embedded = models.d_embeddings(state.discriminator, features, candidates)
+      scores = np.array(images @ embedded.T)
+      scores[[0, 1], [0, 1]] = -np.inf
+      scores[:, 2 + 2 * i:] = -np.inf  # queue slots not written yet
+      mismatched = candidates[np.argmax(scores, axis=1)]
+      expected = ref.d_loss_fn(ref.logits(state.discriminator, ref.real, sentence),
+                               ref.logits(state.discriminator, ref.fake, sentence),
+                               ref.logits(state.discriminator, ref.real, mismatched))
+    state, metrics = step(state, batch)
+    np.testing.assert_allclose(metrics["d_adv_loss"], expected, rtol=1e-5)
+    sentences.append(np.asarray(sentence))
+    # The step's captions, as D saw them before its update, fill the ring.
+    np.testing.assert_allclose(state.caption_queue[2 * (i % 2):2 * (i % 2) + 2], sentence,
+                               rtol=1e-6)
+  assert float(metrics["d_negatives_from_queue"]) > 0

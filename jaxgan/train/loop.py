@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import signal
@@ -38,13 +39,26 @@ def _restore_state(checkpointer: checkpointing.Checkpointer, workdir: str, step:
   legacy = per_leaf_optimizer_states(models, config, abstract_state)
   saved_count = (len(jax.tree.leaves(saved["g_opt_state"]))
                  if isinstance(saved, dict) and "g_opt_state" in saved else None)
-  if (saved_count == len(jax.tree.leaves(legacy.g_opt_state))
-      != len(jax.tree.leaves(abstract_state.g_opt_state))):
+  per_leaf = (saved_count == len(jax.tree.leaves(legacy.g_opt_state))
+              != len(jax.tree.leaves(abstract_state.g_opt_state)))
+  target = legacy if per_leaf else abstract_state
+  # Fields added to the state later are None in the runs that predate them
+  # (the config keys that fill them default to off for such runs).
+  absent = [f.name for f in dataclasses.fields(target)
+            if isinstance(saved, dict) and f.name not in saved
+            and getattr(target, f.name) is None]
+  if absent:
+    present = {f.name: getattr(target, f.name) for f in dataclasses.fields(target)
+               if f.name not in absent}
+    restored = checkpointer.restore(
+        step, checkpointing.abstract_like(present, replicated), iterator)
+    state = type(target)(**restored, **{name: None for name in absent})
+  else:
     state = checkpointer.restore(
-        step, checkpointing.abstract_like(legacy, replicated), iterator)
+        step, checkpointing.abstract_like(target, replicated), iterator)
+  if per_leaf:
     return jax.jit(flatten_optimizer_states, out_shardings=replicated)(state)
-  return checkpointer.restore(
-      step, checkpointing.abstract_like(abstract_state, replicated), iterator)
+  return state
 
 
 class NonFiniteLossError(RuntimeError):

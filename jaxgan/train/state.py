@@ -23,6 +23,11 @@ class TrainState:
   params live outside the state (no gradients, no optimizer state, not in
   checkpoints) and ``text_encoder`` holds its adapter's params, or is empty
   when it has none.
+
+  ``caption_queue`` holds the sentence embeddings of the last captions seen,
+  [loss.mismatch_queue, D], where D's mismatched captions are drawn from them
+  (``loss.mismatch="hardest"``); None otherwise, and in runs saved before it
+  existed.
   """
 
   step: jax.Array
@@ -33,6 +38,7 @@ class TrainState:
   text_encoder: Any
   g_opt_state: Any
   d_opt_state: Any
+  caption_queue: Any = None
 
 
 def _per_leaf_optimizers(config: ml_collections.ConfigDict):
@@ -94,7 +100,15 @@ def init_state(models: GanModels, config: ml_collections.ConfigDict, key: jax.Ar
       text_encoder=nets["text_encoder"],
       g_opt_state=g_tx.init(nets["generator"]),
       d_opt_state=None)
-  return state.replace(d_opt_state=d_tx.init(d_trainable_params(models, state)))
+  state = state.replace(d_opt_state=d_tx.init(d_trainable_params(models, state)))
+  if config.loss.get("mismatch", "roll") == "hardest":
+    ids = jnp.zeros((1, config.text.max_length), jnp.int32)
+    sentence = jax.eval_shape(models.encode_text, state.text_encoder, ids,
+                              jnp.ones(ids.shape, bool), frozen_text)
+    # Zeros until filled: the step only draws from the entries written so far.
+    state = state.replace(caption_queue=jnp.zeros(
+        (config.loss.mismatch_queue, sentence.shape[-1]), jnp.float32))
+  return state
 
 
 def _is_adam_state(node: Any) -> bool:

@@ -74,6 +74,11 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   encoder) learns to pick each real image's caption among the batch's, and G
   is pushed to make each fake pick its own caption through D's embeddings.
 
+  With ``loss.mismatch="hardest"``, each real image's mismatched caption is
+  drawn among the batch's other captions and the state's queue of earlier
+  ones, the closest by D's contrastive embeddings most likely
+  (:func:`jaxgan.losses.hard_negative_indices`), instead of the next example's.
+
   ``frozen_text`` holds a pretrained text encoder's params (None for learned
   encoders, whose params are in the state). It is an argument rather than a
   closure so the weights are not baked into the compiled program as constants,
@@ -101,8 +106,9 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   ema_rampup = float(config.optim.ema_rampup)
   # Runs from before the contrastive loss have no such keys (and it is off).
   contrastive_weight = float(config.loss.get("contrastive_weight", 0.0))
-  temperature = (float(config.loss.contrastive_temperature) if contrastive_weight > 0
-                 else None)
+  hard_negatives = config.loss.get("mismatch", "roll") == "hardest"
+  temperature = (float(config.loss.contrastive_temperature)
+                 if contrastive_weight > 0 or hard_negatives else None)
 
   def train_step(state: TrainState, batch: dict[str, jax.Array], frozen_text=None):
     noise_key = jax.random.fold_in(root_key, state.step)
@@ -125,33 +131,56 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         state.generator, has_aux=True)
     d_fake = jax.lax.stop_gradient(fake)
 
+    if hard_negatives:
+      # Candidates for the mismatched captions: the batch's, then the queue's
+      # entries written so far (a ring of the last captions seen, oldest
+      # overwritten first).
+      queue = jax.lax.stop_gradient(state.caption_queue)
+      valid = jnp.concatenate([jnp.ones((batch_size,), bool),
+                               jnp.arange(queue.shape[0]) < state.step * batch_size])
+      negatives_key = jax.random.fold_in(noise_key, 1)
+
     # --- Discriminator (and learned text encoder) update. -------------------
     def d_objective(trainable):
       d_params = trainable["discriminator"]
       text_sentence = encode(trainable.get("text_encoder"))
-      # Every sentence paired with the next example's image: the mismatched
-      # pairs that make D (and so G) care whether the image fits the text.
-      mismatched = jnp.roll(text_sentence, 1, axis=0)
+      metrics = {}
       # D's image path on the real batch runs once: its features score the
       # matched and mismatched sentences, and its pullback gives the MA-GP's
       # input gradients.
       real_features, features_pullback = jax.vjp(
           lambda x: models.d_features(d_params, x), real)
+      # Mismatched pairs (a real image with another caption) make D, and so
+      # G, care whether the image fits the text.
+      if hard_negatives:
+        candidates = jnp.concatenate([text_sentence, queue])
+        image_embeddings, candidate_embeddings = models.d_embeddings(
+            d_params, real_features, candidates)
+        picks = losses.hard_negative_indices(negatives_key, image_embeddings,
+                                             candidate_embeddings, valid, temperature)
+        mismatched = candidates[picks]
+        embeddings = (image_embeddings, candidate_embeddings[:batch_size])
+        metrics["d_negatives_from_queue"] = jnp.mean(picks >= batch_size)
+      else:
+        # DF-GAN: every image with the next example's caption.
+        mismatched = jnp.roll(text_sentence, 1, axis=0)
+        embeddings = None
       real_logits = models.d_logits(d_params, real_features, text_sentence)
       mismatched_logits = models.d_logits(d_params, real_features, mismatched)
       fake_logits = models.d_logits(d_params, models.d_features(d_params, d_fake),
                                     text_sentence)
       adversarial = d_loss_fn(real_logits, fake_logits, mismatched_logits)
-      metrics = {
+      metrics.update({
           "d_adv_loss": adversarial,
           "d_real_logit": jnp.mean(real_logits),
           "d_fake_logit": jnp.mean(fake_logits),
           "d_mismatch_logit": jnp.mean(mismatched_logits),
-      }
+      })
       total = adversarial
       if contrastive_weight > 0:
-        contrastive = losses.contrastive_loss(
-            *models.d_embeddings(d_params, real_features, text_sentence), temperature)
+        if embeddings is None:
+          embeddings = models.d_embeddings(d_params, real_features, text_sentence)
+        contrastive = losses.contrastive_loss(*embeddings, temperature)
         metrics["d_contrastive"] = contrastive
         total = total + contrastive_weight * contrastive
       if gp_weight > 0:
@@ -196,6 +225,14 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
     decay = ema_decay(state.step, batch_size, ema_halflife_images, ema_rampup)
     generator_ema = _ema(state.generator_ema, g_params, decay)
 
+    caption_queue = state.caption_queue
+    if hard_negatives and caption_queue.shape[0]:
+      # This step's captions (as D saw them) replace the oldest entries; the
+      # queue's length is a multiple of the batch size.
+      offset = (state.step * batch_size) % caption_queue.shape[0]
+      caption_queue = jax.lax.dynamic_update_slice(
+          caption_queue, sentence.astype(caption_queue.dtype), (offset, 0))
+
     new_state = state.replace(
         step=state.step + 1,
         generator=g_params,
@@ -204,7 +241,8 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         discriminator=d_params["discriminator"],
         text_encoder=text_params,
         g_opt_state=g_opt_state,
-        d_opt_state=d_opt_state)
+        d_opt_state=d_opt_state,
+        caption_queue=caption_queue)
     metrics = dict(d_metrics, **g_metrics)
     metrics["g_loss"] = g_loss
     # Losses come from the params before the update, the rest from those
