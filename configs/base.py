@@ -91,8 +91,12 @@ def get_config() -> ml_collections.ConfigDict:
   # caption (DF-GAN); "hardest" draws, per image, a caption the contrastive head
   # finds close to it (probability ~ exp(cosine / contrastive_temperature)) from
   # the batch's others and a queue of the last mismatch_queue captions seen
-  # (MoCo-style). Random captions almost always differ from an image's own in
-  # colour or place, so with "roll" D never has to look at shape or size.
+  # (MoCo-style; needs the contrastive loss). Random captions almost always
+  # differ from an image's own in colour or place, so with "roll" D never has
+  # to look at shape or size. Two costs: a paraphrase of the image's own
+  # caption in the queue is a false negative (drawn, not always taken), and the
+  # queue's entries were encoded by the text adapter of up to mismatch_queue /
+  # batch_size (here 16) steps ago.
   config.loss.mismatch = "roll"
   config.loss.mismatch_queue = 512
 

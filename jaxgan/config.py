@@ -115,9 +115,13 @@ def _validate_contrastive(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.loss.mismatch={mismatch!r}; valid: "
                      f"{', '.join(MISMATCH_KINDS)}.")
   if mismatch == "hardest":
-    if not dim:
+    if not (dim and weight):
       raise ValueError("config.loss.mismatch='hardest' picks captions with D's "
-                       "contrastive head: set model.contrastive_dim (e.g. 256).")
+                       "contrastive head, which the contrastive loss trains: set "
+                       "model.contrastive_dim (e.g. 256) and loss.contrastive_weight > 0.")
+    if config.batch_size < 2:
+      raise ValueError(f"config.loss.mismatch='hardest' draws another example's caption: "
+                       f"batch_size={config.batch_size} must be at least 2.")
     queue = config.loss.mismatch_queue
     if (not isinstance(queue, int) or isinstance(queue, bool) or queue < 0
         or queue % config.batch_size):

@@ -164,8 +164,8 @@ def hard_negative_indices(key: jax.Array, images: jax.Array, candidates: jax.Arr
   Args:
     key: PRNG key.
     images: [B, K] image embeddings, L2-normalised.
-    candidates: [N, K] caption embeddings, L2-normalised, N > B; the first B
-      are the images' own captions.
+    candidates: [N, K] caption embeddings, L2-normalised, N >= B >= 2; the
+      first B are the images' own captions.
     valid: [N] bool, which candidates may be drawn (e.g. queue slots not yet
       written are not).
     temperature: divides the cosines.

@@ -80,15 +80,23 @@ def test_discriminator_head_params_shapes_and_positions():
     ({"model.contrastive_dim": 8, "loss.contrastive_weight": 1.0,
       "loss.contrastive_temperature": 0.0}, "must be > 0"),
     ({"loss.mismatch": "hardest"}, "picks captions with D's contrastive head"),
-    ({"model.contrastive_dim": 8, "loss.mismatch": "hardest", "loss.mismatch_queue": 12},
+    ({"model.contrastive_dim": 8, "loss.mismatch": "hardest"},
+     "loss.contrastive_weight > 0"),
+    ({"model.contrastive_dim": 8, "loss.contrastive_weight": 1.0, "loss.mismatch": "hardest",
+      "loss.mismatch_queue": 0, "batch_size": 1}, "must be at least 2"),
+    ({"model.contrastive_dim": 8, "loss.contrastive_weight": 1.0, "loss.mismatch": "hardest",
+      "loss.mismatch_queue": 12},
      "must be a multiple of batch_size=8"),
     ({"loss.mismatch": "random"}, "valid: roll, hardest"),
 ])
 def test_config_refuses_a_contrastive_loss_without_its_head(overrides, message):
   config = tiny.get_config()
   for key, value in overrides.items():
-    section, name = key.split(".")
-    config[section][name] = value
+    *sections, name = key.split(".")
+    node = config
+    for section in sections:
+      node = node[section]
+    node[name] = value
   with pytest.raises(ValueError, match=message):
     config_lib.validate(config)
 

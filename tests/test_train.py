@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
+from jaxgan import config as config_lib
 from jaxgan.train import NonFiniteLossError, train_and_evaluate
 from jaxgan.train import checkpointing, loop
 
@@ -58,6 +59,21 @@ def test_train_checkpoint_resume_matches_uninterrupted_run(tmp_path):
   assert os.path.exists(os.path.join(resumed_dir, "config.json"))
   assert os.listdir(os.path.join(resumed_dir, "tensorboard"))
   assert np.isfinite(second["metrics"]["d_loss"]) and np.isfinite(second["metrics"]["g_loss"])
+
+
+@pytest.mark.slow  # four short runs, each compiling the contrastive step
+def test_resume_with_hard_negatives_continues_the_caption_queue(tmp_path):
+  overrides = {"model.contrastive_dim": 8, "loss.contrastive_weight": 1.0,
+               "loss.mismatch": "hardest", "loss.mismatch_queue": 16,
+               "checkpoint_every": 1, "sample_every": 5}
+  resumed_dir, straight_dir = str(tmp_path / "resumed"), str(tmp_path / "straight")
+  # Stopped at step 3, after the 16-entry ring wrapped (8 captions a step).
+  train_and_evaluate(_config(num_steps=3, **overrides), resumed_dir)
+  train_and_evaluate(_config(num_steps=5, **overrides), resumed_dir)
+  train_and_evaluate(_config(num_steps=5, **overrides), straight_dir)
+  resumed, straight = _restore_state(resumed_dir, 5), _restore_state(straight_dir, 5)
+  assert resumed["caption_queue"].shape == (16, tiny.get_config().text.embed_dim)
+  _assert_trees_close(resumed, straight, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("contrastive, mismatch", [
@@ -197,11 +213,15 @@ def test_runs_saved_before_the_text_stem_existed_resume_without_it():
     ("model.arch", "unet", "model.arch"),
     ("loss.kind", "wgan", "loss.kind"),
     ("model.param_dtype", "bfloat16", "use model.dtype=bfloat16"),
-    ("model.arch", "mlp", "text_stem=True needs model.arch='dfgan'"),
 ])
 def test_bad_config_values_fail_at_start(tmp_path, key, value, message):
   with pytest.raises(ValueError, match=message):
     train_and_evaluate(_config(**{key: value}), str(tmp_path / "run"))
+
+
+def test_the_text_stem_needs_dfgan():
+  with pytest.raises(ValueError, match="text_stem=True needs model.arch='dfgan'"):
+    config_lib.validate(_config(**{"model.arch": "mlp", "model.text_stem": True}))
 
 
 def test_cli_config_typo_is_one_clear_line(tmp_path):

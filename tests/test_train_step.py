@@ -413,12 +413,16 @@ def test_hardest_mismatch_draws_from_the_batch_then_the_caption_queue():
   config.loss.mismatch = "hardest"
   config.loss.mismatch_queue = 4
   config.loss.contrastive_temperature = temperature
+  # (Runs also train the head with the contrastive loss; here its params are
+  # whatever they are, the draw is what is checked.)
   state = init_state(models, config, jax.random.key(0))
   assert state.caption_queue.shape == (4, SENTENCE_DIM)
   step = jax.jit(make_train_step(models, config, jax.random.key(7)))
-  batches = [_batch(), {**_batch(), "ids": np.array([[3, 3, 1], [1, 2, 0]], np.int32),
-                        "mask": np.ones((2, LENGTH), bool)}, _batch()]
-  sentences = []
+  other = {**_batch(), "ids": np.array([[3, 3, 1], [1, 2, 0]], np.int32),
+           "mask": np.ones((2, LENGTH), bool)}
+  # The third step overwrites the first's entries; the fourth draws from that.
+  batches = [_batch(), other, _batch(), other]
+  ring = np.zeros((4, SENTENCE_DIM), np.float32)
   for i, batch in enumerate(batches):
     ref = Reference(models, config, state, batch)
     sentence = ref.sentence(state.text_encoder)
@@ -427,8 +431,7 @@ def test_hardest_mismatch_draws_from_the_batch_then_the_caption_queue():
       # other example's, DF-GAN's pairing.
       expected = ref.d_terms(state.discriminator, state.text_encoder)["adv"]
     else:
-      queue = np.concatenate(sentences[-2:])
-      candidates = np.concatenate([sentence, queue])
+      candidates = np.concatenate([sentence, ring])
       features = models.d_features(state.discriminator, ref.real)
       images, embedded = models.d_embeddings(state.discriminator, features, candidates)
       scores = np.array(images @ embedded.T)
@@ -440,8 +443,7 @@ def test_hardest_mismatch_draws_from_the_batch_then_the_caption_queue():
                                ref.logits(state.discriminator, ref.real, mismatched))
     state, metrics = step(state, batch)
     np.testing.assert_allclose(metrics["d_adv_loss"], expected, rtol=1e-5)
-    sentences.append(np.asarray(sentence))
     # The step's captions, as D saw them before its update, fill the ring.
-    np.testing.assert_allclose(state.caption_queue[2 * (i % 2):2 * (i % 2) + 2], sentence,
-                               rtol=1e-6)
+    ring[2 * (i % 2):2 * (i % 2) + 2] = sentence
+    np.testing.assert_allclose(state.caption_queue, ring, rtol=1e-6)
   assert float(metrics["d_negatives_from_queue"]) > 0

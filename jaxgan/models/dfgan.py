@@ -458,10 +458,12 @@ class Discriminator(nn.Module):
 
     Args:
       features: [B, 4, 4, C] output of :meth:`features`.
-      sentence: [B, D] sentence embeddings.
+      sentence: [N, D] sentence embeddings (N need not be B: both sides are
+        projected separately).
 
     Returns:
-      ``(images, sentences)``, each [B, contrastive_dim] float32, L2-normalised.
+      ``(images, sentences)``, [B, contrastive_dim] and [N, contrastive_dim]
+      float32, L2-normalised.
     """
     if not self.contrastive_dim:
       raise ValueError("this discriminator has no contrastive head (contrastive_dim=0)")

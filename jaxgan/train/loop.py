@@ -32,9 +32,13 @@ from jaxgan.train.step import make_train_step
 def _restore_state(checkpointer: checkpointing.Checkpointer, workdir: str, step: int,
                    abstract_state: Any, replicated: jax.sharding.Sharding,
                    iterator: Any, models: Any, config: ml_collections.ConfigDict) -> Any:
-  """Restores the state at ``step``; a run saved before the optimizers raveled
-  the params (per-leaf Adam moments, told apart by their leaf count in the
-  checkpoint's metadata) is read in its layout and converted."""
+  """Restores the state at ``step``, also as older code saved it.
+
+  A run saved before the optimizers raveled the params (per-leaf Adam
+  moments, told apart by their leaf count in the checkpoint's metadata) is
+  read in its layout and converted; one saved before a state field existed
+  (``caption_queue``) is read without it.
+  """
   saved = run_lib.saved_state_tree(workdir, step)
   legacy = per_leaf_optimizer_states(models, config, abstract_state)
   saved_count = (len(jax.tree.leaves(saved["g_opt_state"]))

@@ -24,10 +24,10 @@ class TrainState:
   checkpoints) and ``text_encoder`` holds its adapter's params, or is empty
   when it has none.
 
-  ``caption_queue`` holds the sentence embeddings of the last captions seen,
-  [loss.mismatch_queue, D], where D's mismatched captions are drawn from them
-  (``loss.mismatch="hardest"``); None otherwise, and in runs saved before it
-  existed.
+  ``caption_queue`` holds the sentence embeddings of the last captions seen
+  ([loss.mismatch_queue, sentence size]) where the discriminator's
+  mismatched captions are drawn from them (``loss.mismatch="hardest"``);
+  None otherwise, and in runs saved before it existed.
   """
 
   step: jax.Array
