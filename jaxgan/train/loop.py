@@ -46,20 +46,15 @@ def _restore_state(checkpointer: checkpointing.Checkpointer, workdir: str, step:
   per_leaf = (saved_count == len(jax.tree.leaves(legacy.g_opt_state))
               != len(jax.tree.leaves(abstract_state.g_opt_state)))
   target = legacy if per_leaf else abstract_state
-  # Fields added to the state later are None in the runs that predate them
-  # (the config keys that fill them default to off for such runs).
-  absent = [f.name for f in dataclasses.fields(target)
-            if isinstance(saved, dict) and f.name not in saved
-            and getattr(target, f.name) is None]
-  if absent:
-    present = {f.name: getattr(target, f.name) for f in dataclasses.fields(target)
-               if f.name not in absent}
-    restored = checkpointer.restore(
-        step, checkpointing.abstract_like(present, replicated), iterator)
-    state = type(target)(**restored, **{name: None for name in absent})
-  else:
-    state = checkpointer.restore(
-        step, checkpointing.abstract_like(target, replicated), iterator)
+  # Read as a dict of the saved fields: a field added to the state later
+  # (None in the runs that predate it, whose config keys default to off) is
+  # left at its default.
+  fields = {f.name: getattr(target, f.name) for f in dataclasses.fields(target)
+            if not isinstance(saved, dict) or f.name in saved
+            or getattr(target, f.name) is not None}
+  restored = checkpointer.restore(
+      step, checkpointing.abstract_like(fields, replicated), iterator)
+  state = type(target)(**restored)
   if per_leaf:
     return jax.jit(flatten_optimizer_states, out_shardings=replicated)(state)
   return state
