@@ -74,6 +74,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.text_stem = False
   # D's image-sentence projection head for the contrastive loss; 0 = none.
   config.model.contrastive_dim = 256
+  # D's self-supervised head (loss.view_contrastive_weight); 0 = none.
+  config.model.view_dim = 0
   config.model.dtype = "float32"
   config.model.param_dtype = "float32"
 
@@ -99,6 +101,13 @@ def get_config() -> ml_collections.ConfigDict:
   # batch_size (here 16) steps ago.
   config.loss.mismatch = "roll"
   config.loss.mismatch_queue = 512
+  # Self-supervised loss on D (SimCLR on real images, as ContraD): D must
+  # recognise each real image among the batch's from a randomly shifted and
+  # recoloured view of it (jaxgan/train/views.py), so its features have to
+  # carry what neither place nor colour gives away: shapes, sizes. Needs
+  # model.view_dim; 0 = off. It costs one more pass of D over the real batch.
+  config.loss.view_contrastive_weight = 0.0
+  config.loss.view_contrastive_temperature = 0.1
 
   config.optim = ml_collections.ConfigDict()
   config.optim.g_lr = 1e-4

@@ -84,9 +84,42 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.loss.ma_gp_weight < 0:
     raise ValueError(f"config.loss.ma_gp_weight={config.loss.ma_gp_weight!r} must be >= 0.")
   _validate_contrastive(config)
+  _validate_views(config)
   if config.model.get("text_stem", False) and config.model.arch != "dfgan":
     raise ValueError(f"config.model.text_stem=True needs model.arch='dfgan' (the "
                      f"{config.model.arch!r} generator has no 4x4 stem); set it False.")
+
+
+def _validate_views(config: ml_collections.ConfigDict) -> None:
+  """The self-supervised loss needs D's view head, which only DF-GAN's D has."""
+  weight = _validate_head_and_loss(config, "view_dim", "view_contrastive", "self-supervised",
+                                   "128")
+  if weight and config.batch_size < 2:
+    raise ValueError(f"config.loss.view_contrastive_weight={weight} tells each image from "
+                     f"the batch's others: batch_size={config.batch_size} must be at least 2.")
+
+
+def _validate_head_and_loss(config: ml_collections.ConfigDict, dim_key: str, loss_key: str,
+                            head: str, example: str) -> float:
+  """Checks ``model.{dim_key}`` (the size of one of D's optional heads) and
+  ``loss.{loss_key}_weight`` / ``_temperature`` (the loss that trains it);
+  returns the weight."""
+  dim = config.model.get(dim_key, 0)
+  weight = config.loss.get(f"{loss_key}_weight", 0.0)
+  if not isinstance(dim, int) or isinstance(dim, bool) or dim < 0:
+    raise ValueError(f"config.model.{dim_key}={dim!r} must be an integer >= 0.")
+  if dim and config.model.arch != "dfgan":
+    raise ValueError(f"config.model.{dim_key}={dim} needs model.arch='dfgan' "
+                     f"(the {config.model.arch!r} discriminator has no {head} head).")
+  if not weight >= 0:
+    raise ValueError(f"config.loss.{loss_key}_weight={weight!r} must be >= 0.")
+  if weight and not dim:
+    raise ValueError(f"config.loss.{loss_key}_weight={weight} needs D's {head} "
+                     f"head: set model.{dim_key} (e.g. {example}).")
+  temperature = config.loss.get(f"{loss_key}_temperature")
+  if weight and not temperature > 0:
+    raise ValueError(f"config.loss.{loss_key}_temperature={temperature!r} must be > 0.")
+  return weight
 
 
 # How D's mismatched (real image, caption) pairs are chosen; see configs/base.py.
@@ -95,21 +128,9 @@ MISMATCH_KINDS = ("roll", "hardest")
 
 def _validate_contrastive(config: ml_collections.ConfigDict) -> None:
   """The contrastive loss needs D's head, which only DF-GAN's D has."""
+  weight = _validate_head_and_loss(config, "contrastive_dim", "contrastive", "contrastive",
+                                   "256")
   dim = config.model.get("contrastive_dim", 0)
-  weight = config.loss.get("contrastive_weight", 0.0)
-  if not isinstance(dim, int) or isinstance(dim, bool) or dim < 0:
-    raise ValueError(f"config.model.contrastive_dim={dim!r} must be an integer >= 0.")
-  if dim and config.model.arch != "dfgan":
-    raise ValueError(f"config.model.contrastive_dim={dim} needs model.arch='dfgan' "
-                     f"(the {config.model.arch!r} discriminator has no contrastive head).")
-  if not weight >= 0:
-    raise ValueError(f"config.loss.contrastive_weight={weight!r} must be >= 0.")
-  if weight and not dim:
-    raise ValueError(f"config.loss.contrastive_weight={weight} needs D's contrastive "
-                     f"head: set model.contrastive_dim (e.g. 256).")
-  if weight and not config.loss.contrastive_temperature > 0:
-    raise ValueError(f"config.loss.contrastive_temperature="
-                     f"{config.loss.contrastive_temperature!r} must be > 0.")
   mismatch = config.loss.get("mismatch", "roll")
   if mismatch not in MISMATCH_KINDS:
     raise ValueError(f"config.loss.mismatch={mismatch!r}; valid: "

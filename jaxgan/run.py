@@ -57,6 +57,16 @@ def saved_state_tree(workdir: str, step: int) -> Any:
   return getattr(saved, "tree", saved)
 
 
+def read_saved_state(workdir: str, step: int) -> Any:
+  """The state saved at ``step`` as a tree of host arrays, for read-only
+  tools (diagnostics): no target, so nothing needs to be built first."""
+  handler = ocp.PyTreeCheckpointHandler()
+  try:
+    return handler.restore(epath.Path(state_item(workdir, step)))
+  finally:
+    handler.close()
+
+
 def abstract_like(tree: Any, sharding: jax.sharding.Sharding) -> Any:
   """Shapes and dtypes of ``tree`` with ``sharding``: the restore target."""
   return jax.tree.map(
@@ -103,7 +113,7 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
 # this value.
 _ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1, "data.seed": None,
                "data.workers": 0, "model.contrastive_dim": 0,
-               "model.text_stem": False, "loss.mismatch": "roll"}
+               "model.text_stem": False, "loss.mismatch": "roll", "model.view_dim": 0}
 
 
 def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
@@ -190,7 +200,8 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer) -> tuple[GanModels, 
       dtype=config.model.dtype, param_dtype=config.model.param_dtype,
       # Runs from before the contrastive head have no such key.
       contrastive_dim=config.model.get("contrastive_dim", 0),
-      text_stem=config.model.get("text_stem", False))
+      text_stem=config.model.get("text_stem", False),
+      view_dim=config.model.get("view_dim", 0))
   text_encoder = text.build_encoder(config.text, tokenizer)
   adapter = text.build_adapter(config.text)
   pretrained_params = None

@@ -12,7 +12,8 @@ Only what sampling needs is read from the checkpoint: the EMA generator
 (``generator_ema``), its non-param collections (``generator_state``), a learned
 text encoder or a frozen encoder's adapter (``text_encoder``; a frozen encoder's
 own weights come from its package) and the discriminator (``discriminator``, for
-users who want to score images). The optimizer states, usually the bulk of a
+users who want to score images; :func:`load_networks` reads every network for
+read-only tools). The optimizer states, usually the bulk of a
 checkpoint, are never read. Arrays are placed replicated on the devices given
 (all local devices by default), so a run trained on 8 devices samples on 1 and
 vice versa.
@@ -47,7 +48,7 @@ import math
 import os
 import warnings
 import zlib
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import flax.serialization
 import jax
@@ -462,6 +463,49 @@ def available_steps(workdir: str) -> list[int]:
     manager.close()
 
 
+def _checkpoint_step(workdir: str, step: int | None) -> int:
+  """``step``, or the latest, checked against the run's complete checkpoints."""
+  steps = available_steps(workdir)
+  if not steps:
+    raise FileNotFoundError(
+        f"no checkpoint in {workdir!r}; train first with `python train.py --config "
+        f"configs/base.py --workdir {workdir}` (it saves every config.checkpoint_every "
+        f"steps).")
+  if step is None:
+    return steps[-1]
+  if int(step) not in steps:
+    raise ValueError(f"no checkpoint at step {step} in {workdir!r}; available steps: "
+                     f"{', '.join(map(str, steps))}")
+  return int(step)
+
+
+class Networks(NamedTuple):
+  """Every network of a run as saved at one step (D too), for read-only tools
+  such as ``scripts/feature_probes.py``; generation uses :class:`Pipeline`."""
+
+  config: ml_collections.ConfigDict
+  tokenizer: Any
+  models: GanModels
+  frozen_text: Any  # a pretrained encoder's params; None for learned encoders
+  step: int
+  state: dict[str, Any]  # the saved TrainState's fields, host arrays
+
+
+def load_networks(workdir: str, step: int | None = None) -> Networks:
+  """Loads a run's modules and the state saved at ``step`` (None: the latest).
+
+  Raises:
+    FileNotFoundError: not a run, or a run without a checkpoint yet.
+    ValueError: ``step`` has no checkpoint.
+  """
+  config = run_lib.load_config(workdir)
+  tokenizer = text_lib.load_tokenizer(workdir)
+  models, frozen_text = run_lib.build_gan(config, tokenizer)
+  step = _checkpoint_step(workdir, step)
+  return Networks(config, tokenizer, models, frozen_text, step,
+                  run_lib.read_saved_state(workdir, step))
+
+
 def load_pipeline(workdir: str, step: int | None = None,
                   devices: Sequence[jax.Device] | None = None) -> Pipeline:
   """Loads a trained run for sampling.
@@ -488,19 +532,7 @@ def load_pipeline(workdir: str, step: int | None = None,
   config = run_lib.load_config(workdir)
   tokenizer = text_lib.load_tokenizer(workdir)
   models, pretrained_text = run_lib.build_gan(config, tokenizer)
-
-  steps = available_steps(workdir)
-  if not steps:
-    raise FileNotFoundError(
-        f"no checkpoint in {workdir!r}; train first with `python train.py --config "
-        f"configs/base.py --workdir {workdir}` (it saves every config.checkpoint_every "
-        f"steps).")
-  if step is None:
-    step = steps[-1]
-  elif int(step) not in steps:
-    raise ValueError(f"no checkpoint at step {step} in {workdir!r}; available steps: "
-                     f"{', '.join(map(str, steps))}")
-  step = int(step)
+  step = _checkpoint_step(workdir, step)
 
   devices = list(jax.local_devices() if devices is None else devices)
   replicated = sharding.replicated(sharding.make_mesh(devices))

@@ -22,10 +22,8 @@ xla_flags.set_entry_point_defaults()
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
-from etils import epath
 
-from jaxgan import run as run_lib, sampling, text
+from jaxgan import sampling
 from jaxgan.data import shapes
 from jaxgan.metrics import alignment
 from jaxgan.train.step import images_to_float
@@ -52,18 +50,11 @@ def main():
   parser.add_argument("--num", type=int, default=200)
   args = parser.parse_args()
 
-  config = run_lib.load_config(args.workdir)
+  config, tokenizer, models, frozen, step, saved = sampling.load_networks(args.workdir,
+                                                                         args.step)
   if config.data.source != "shapes":
     raise SystemExit(f"{args.workdir} trained on {config.data.source!r}; this reads "
                      f"shapes attributes only.")
-  tokenizer = text.load_tokenizer(args.workdir)
-  models, frozen = run_lib.build_gan(config, tokenizer)
-  step = args.step if args.step is not None else sampling.available_steps(args.workdir)[-1]
-  handler = ocp.PyTreeCheckpointHandler()
-  try:
-    saved = handler.restore(epath.Path(run_lib.state_item(args.workdir, step)))
-  finally:
-    handler.close()
   d_params, text_params = saved["discriminator"], saved["text_encoder"]
 
   source = shapes.ShapesSource("train", image_size=config.image_size,

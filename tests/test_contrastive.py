@@ -73,6 +73,30 @@ def test_discriminator_head_params_shapes_and_positions():
                                              method="embeddings")
 
 
+def test_discriminator_view_head_is_unit_norm_and_ignores_where_features_are():
+  x = jnp.zeros((2, 16, 16, 3))
+  plain = Discriminator(nf=4, image_size=16).init(jax.random.key(0), x, jnp.zeros((2, 12)))
+  assert "view_embed" not in plain["params"] and "view_hidden" not in plain["params"]
+  d = Discriminator(nf=4, image_size=16, view_dim=10)
+  variables = d.init(jax.random.key(0), x, jnp.zeros((2, 12)))
+  assert variables["params"]["view_embed"]["kernel"].shape == (16, 10)
+
+  def embed(features, module=d, variables=variables):
+    return module.apply(variables, features, method="view_embeddings")
+
+  features = jax.random.normal(jax.random.key(1), (2, 4, 4, 16))
+  embeddings = embed(features)
+  assert embeddings.shape == (2, 10) and embeddings.dtype == jnp.float32
+  np.testing.assert_allclose(np.linalg.norm(embeddings, axis=-1), 1.0, rtol=1e-5)
+  # It reads the features averaged over the grid (a view may be moved):
+  # moving them changes nothing, other features change it.
+  np.testing.assert_allclose(embed(jnp.roll(features, (1, 2), axis=(1, 2))), embeddings,
+                             rtol=1e-5, atol=1e-6)
+  assert float(jnp.max(jnp.abs(embed(features[::-1]) - embeddings))) > 1e-3
+  with pytest.raises(ValueError, match="no self-supervised head"):
+    embed(features, Discriminator(nf=4, image_size=16), plain)
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"loss.contrastive_weight": 1.0}, "needs D's contrastive head"),
     ({"model.contrastive_dim": 8, "model.arch": "mlp"}, "needs model.arch='dfgan'"),
@@ -88,6 +112,15 @@ def test_discriminator_head_params_shapes_and_positions():
       "loss.mismatch_queue": 12},
      "must be a multiple of batch_size=8"),
     ({"loss.mismatch": "random"}, "valid: roll, hardest"),
+    # D's self-supervised loss (view pairs) and its head.
+    ({"loss.view_contrastive_weight": 1.0}, "needs D's self-supervised head"),
+    ({"model.view_dim": 8, "model.arch": "mlp"}, "needs model.arch='dfgan'"),
+    ({"model.view_dim": -1}, "must be an integer >= 0"),
+    ({"model.view_dim": 8, "loss.view_contrastive_weight": -1.0}, "must be >= 0"),
+    ({"model.view_dim": 8, "loss.view_contrastive_weight": 1.0,
+      "loss.view_contrastive_temperature": 0.0}, "must be > 0"),
+    ({"model.view_dim": 8, "loss.view_contrastive_weight": 1.0, "batch_size": 1},
+     "must be at least 2"),
 ])
 def test_config_refuses_a_contrastive_loss_without_its_head(overrides, message):
   config = tiny.get_config()

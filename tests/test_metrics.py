@@ -13,6 +13,7 @@ from jaxgan.data import shapes
 from jaxgan.metrics import alignment
 from jaxgan.metrics import frechet
 from jaxgan.metrics import inception
+from jaxgan.metrics import linear_probe
 from jaxgan.metrics import probe as probe_lib
 
 # ---------------------------------------------------------------------------
@@ -95,6 +96,22 @@ def test_frechet_closed_forms():
 def test_frechet_rejects_mismatched_shapes():
   with pytest.raises(ValueError):
     frechet.frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
+
+
+def test_linear_probe_reads_a_linear_label_and_not_noise():
+  rng = np.random.default_rng(0)
+  n, train = 600, 400
+  labels = rng.integers(0, 3, n)
+  # Class means along three directions of 20, on scales a million apart: the
+  # standardisation makes the scales irrelevant.
+  centres = rng.normal(size=(3, 20)) * 3.0
+  features = (centres[labels] + rng.normal(size=(n, 20))) * np.logspace(-3, 3, 20)
+  assert linear_probe.probe_accuracy(features, labels, train, 3) >= 0.95
+  # Labels independent of the features: held-out accuracy near chance (1/3).
+  noise_labels = rng.integers(0, 3, n)
+  assert linear_probe.probe_accuracy(features, noise_labels, train, 3) < 0.5
+  with pytest.raises(ValueError, match="num_train"):
+    linear_probe.probe_accuracy(features, labels, n, 3)
 
 
 def test_statistics_roundtrip(tmp_path):

@@ -27,6 +27,7 @@ from jaxgan import losses
 from jaxgan.text.base import TextEncoding
 from jaxgan.train.state import GanModels, init_state
 from jaxgan.train.step import make_train_step
+from jaxgan.train.views import random_views
 
 IMAGE_SIZE = 2
 SENTENCE_DIM = 2
@@ -34,6 +35,7 @@ VOCAB = 4
 LENGTH = 3
 D_LR = 2e-3
 G_LR = 1e-3
+STEP_KEY = jax.random.key(7)  # the root of the steps' keys, where a test needs it
 
 
 class BagOfWords(nn.Module):
@@ -335,39 +337,55 @@ def test_text_encoder_gets_no_gradient_from_g_loss_ma_gp_or_g_input():
   np.testing.assert_allclose(metrics["d_loss"], terms["adv"] + terms["gp"], rtol=1e-5)
 
 
+def _unit(x):
+  return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+
+
 class ContrastiveDiscriminator(MatchingDiscriminator):
-  """The same D with a contrastive head: unit-norm projections of both sides."""
+  """The same D with its two optional heads: unit-norm projections of image
+  features and sentences (the contrastive loss), and of image features alone
+  (the self-supervised loss). A loss that is off leaves its head untouched."""
 
   def setup(self):
     super().setup()
     self.image_embed = nn.Dense(3, name="image_embed")
     self.sentence_embed = nn.Dense(3, name="sentence_embed")
+    self.view_embed = nn.Dense(3, name="view_embed")
 
   def embeddings(self, features, sentence):
-    def unit(x):
-      return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
-    return unit(self.image_embed(features)), unit(self.sentence_embed(sentence))
+    return _unit(self.image_embed(features)), _unit(self.sentence_embed(sentence))
+
+  def view_embeddings(self, features):
+    return _unit(self.view_embed(features))
 
   def __call__(self, images, sentence):
     features = self.features(images)
     if self.is_initializing():
       self.embeddings(features, sentence)
+      self.view_embeddings(features)
     return self.logits(features, sentence)
 
 
-def test_contrastive_loss_trains_d_the_text_encoder_and_g():
-  weight, temperature = 0.7, 0.5
+def _one_step_with_heads(loss: str, weight: float, temperature: float):
+  """One step of the D with both heads, ``loss.{loss}_weight`` and
+  ``_temperature`` set: (models, state before, state after, metrics, reference)."""
   models = GanModels(generator=NoiseFreeGenerator(), discriminator=ContrastiveDiscriminator(),
                      text_encoder=BagOfWords(), text_frozen=False,
                      generator_has_state=False, z_dim=4)
   config = _config()
-  config.loss.contrastive_weight = weight
-  config.loss.contrastive_temperature = temperature
+  config.loss[f"{loss}_weight"] = weight
+  config.loss[f"{loss}_temperature"] = temperature
   state = init_state(models, config, jax.random.key(0))
-  step = jax.jit(make_train_step(models, config, jax.random.key(7)))
+  step = jax.jit(make_train_step(models, config, STEP_KEY))
   batch = _batch()
   new_state, metrics = step(state, batch)
-  ref = Reference(models, config, state, batch)
+  return models, state, new_state, metrics, Reference(models, config, state, batch)
+
+
+def test_contrastive_loss_trains_d_the_text_encoder_and_g():
+  weight, temperature = 0.7, 0.5
+  models, state, new_state, metrics, ref = _one_step_with_heads("contrastive", weight,
+                                                                temperature)
 
   def contrastive(d_params, images, sentence):
     features = models.d_features(d_params, images)
@@ -402,6 +420,39 @@ def test_contrastive_loss_trains_d_the_text_encoder_and_g():
   g_adv_grad = jax.grad(ref.g_loss)(state.generator, new_state.discriminator)
   assert any(np.any(np.sign(a) != np.sign(b))
              for a, b in zip(_leaves(g_grad), _leaves(g_adv_grad)))
+
+
+def test_view_contrastive_loss_trains_d_alone():
+  weight, temperature = 0.7, 0.5
+  models, state, new_state, metrics, ref = _one_step_with_heads("view_contrastive", weight,
+                                                                temperature)
+  # The step's views: its noise key (step 0 folded into the root) folded with 2.
+  views = random_views(jax.random.fold_in(jax.random.fold_in(STEP_KEY, 0), 2), ref.real)
+
+  def view_loss(d_params):
+    def embed(images):
+      return models.d_view_embeddings(d_params, models.d_features(d_params, images))
+    return losses.contrastive_loss(embed(ref.real), embed(views), temperature)
+
+  def d_loss(d_params, text_params):
+    return ref.d_loss(d_params, text_params) + weight * view_loss(d_params)
+
+  np.testing.assert_allclose(metrics["d_view_contrastive"], view_loss(state.discriminator),
+                             rtol=1e-5)
+  np.testing.assert_allclose(metrics["d_loss"], d_loss(state.discriminator,
+                                                       state.text_encoder), rtol=1e-5)
+  # G's loss has no such term: the plain one, through the updated D.
+  np.testing.assert_allclose(metrics["g_loss"], ref.g_loss(state.generator,
+                                                           new_state.discriminator), rtol=1e-5)
+  d_grad, text_grad = jax.grad(d_loss, argnums=(0, 1))(state.discriminator,
+                                                       state.text_encoder)
+  _assert_moved_against_gradient(state.discriminator, new_state.discriminator, d_grad, "D")
+  _assert_moved_against_gradient(state.text_encoder, new_state.text_encoder, text_grad,
+                                 "text encoder")
+  # The term is not negligible here, so the check on D can tell it is there.
+  plain_grad = jax.grad(ref.d_loss)(state.discriminator, state.text_encoder)
+  assert any(np.any(np.sign(a) != np.sign(b))
+             for a, b in zip(_leaves(d_grad), _leaves(plain_grad)))
 
 
 def test_hardest_mismatch_draws_from_the_batch_then_the_caption_queue():

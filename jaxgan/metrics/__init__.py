@@ -8,6 +8,8 @@ Public API:
   * :mod:`jaxgan.metrics.alignment`: fixed prompt sets and alignment scores.
   * :mod:`jaxgan.metrics.frechet`: ``statistics``, ``frechet_distance``.
   * :mod:`jaxgan.metrics.inception`: FID InceptionV3 with weights from a file.
+  * :mod:`jaxgan.metrics.linear_probe`: ``probe_accuracy``, what a
+    representation carries of a label, read linearly (diagnostics).
 """
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
                  dtype: Any = "float32",
                  param_dtype: Any = "float32",
                  contrastive_dim: int = 0,
-                 text_stem: bool = False) -> tuple[nn.Module, nn.Module]:
+                 text_stem: bool = False,
+                 view_dim: int = 0) -> tuple[nn.Module, nn.Module]:
   """Builds an unbound (generator, discriminator) pair.
 
   Args:
@@ -66,6 +67,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
       has none and refuses it.
     text_stem: DF-GAN: G's 4x4 stem reads the sentence too
       (:class:`Generator`); "mlp" refuses it.
+    view_dim: DF-GAN: size of D's self-supervised head (0: none; see
+      :meth:`Discriminator.view_embeddings`); "mlp" has none and refuses it.
 
   Returns:
     ``(generator, discriminator)`` linen modules.
@@ -81,12 +84,15 @@ def build_models(arch: str, image_size: int, nf: int = 32,
   if arch == "dfgan":
     return (Generator(nf=nf, image_size=image_size, text_stem=text_stem, **kw),
             Discriminator(nf=nf, image_size=image_size, contrastive_dim=contrastive_dim,
-                          **kw))
+                          view_dim=view_dim, **kw))
   if contrastive_dim:
     raise ValueError(f"the {arch!r} discriminator has no contrastive head; "
                      f"contrastive_dim must be 0")
   if text_stem:
     raise ValueError(f"the {arch!r} generator has no 4x4 stem; text_stem must be False")
+  if view_dim:
+    raise ValueError(f"the {arch!r} discriminator has no self-supervised head; "
+                     f"view_dim must be 0")
   return (MLPGenerator(image_size=image_size, **kw),
           MLPDiscriminator(image_size=image_size, **kw))
 

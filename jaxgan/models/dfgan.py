@@ -386,17 +386,21 @@ class Discriminator(nn.Module):
       16x16 images).
     image_size: input side, a power of two in [16, 256].
     contrastive_dim: size of the contrastive embeddings; 0 = no such head.
+    view_dim: size of the embeddings of :meth:`view_embeddings` (the
+      self-supervised head); 0 = no such head.
     dtype: compute dtype.
     param_dtype: parameter dtype.
 
   Parameters (top level): ``conv_img``, ``blocks_0`` ... ``blocks_{k-1}``,
-  ``joint_conv``, ``out_conv``, and with ``contrastive_dim`` ``image_embed``
-  and ``sentence_embed``.
+  ``joint_conv``, ``out_conv``, with ``contrastive_dim`` ``image_embed``
+  and ``sentence_embed``, with ``view_dim`` ``view_hidden`` and
+  ``view_embed``.
   """
 
   nf: int = 32
   image_size: int = 64
   contrastive_dim: int = 0
+  view_dim: int = 0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -415,6 +419,9 @@ class Discriminator(nn.Module):
     if self.contrastive_dim:
       self.image_embed = nn.Dense(self.contrastive_dim, **kw)
       self.sentence_embed = nn.Dense(self.contrastive_dim, **kw)
+    if self.view_dim:
+      self.view_hidden = nn.Dense(widths[-1], **kw)
+      self.view_embed = nn.Dense(self.view_dim, **kw)
 
   def features(self, image: jax.Array) -> jax.Array:
     """Text-free image features.
@@ -470,19 +477,43 @@ class Discriminator(nn.Module):
     b = features.shape[0]
     image = self.image_embed(features.reshape(b, -1).astype(self.dtype))
     text = self.sentence_embed(sentence.astype(self.dtype))
+    return _unit(image), _unit(text)
 
-    def unit(x):
-      x = x.astype(jnp.float32)
-      return x * jax.lax.rsqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + 1e-12)
+  def view_embeddings(self, features: jax.Array) -> jax.Array:
+    """Unit-norm embeddings of images for the self-supervised loss, which
+    matches two random views of one image (SimCLR, ContraD).
 
-    return unit(image), unit(text)
+    The head reads the features averaged over the 4x4 grid, so that a view
+    moved by a translation can still match; an MLP (SimCLR's projection)
+    keeps what the loss discards out of the features it shares with the
+    other heads.
+
+    Args:
+      features: [B, 4, 4, C] output of :meth:`features`.
+
+    Returns:
+      [B, view_dim] float32, L2-normalised.
+    """
+    if not self.view_dim:
+      raise ValueError("this discriminator has no self-supervised head (view_dim=0)")
+    pooled = jnp.mean(features.astype(self.dtype), axis=(1, 2))
+    return _unit(self.view_embed(nn.leaky_relu(self.view_hidden(pooled), 0.2)))
 
   def __call__(self, image: jax.Array, sentence: jax.Array) -> jax.Array:
     """``logits(features(image), sentence)``: [B] float32 logits."""
     features = self.features(image)
-    if self.contrastive_dim and self.is_initializing():
-      self.embeddings(features, sentence)  # creates the head's params
+    if self.is_initializing():  # creates the optional heads' params
+      if self.contrastive_dim:
+        self.embeddings(features, sentence)
+      if self.view_dim:
+        self.view_embeddings(features)
     return self.logits(features, sentence)
+
+
+def _unit(x: jax.Array) -> jax.Array:
+  """``x`` in float32, scaled to unit L2 norm along the last axis."""
+  x = x.astype(jnp.float32)
+  return x * jax.lax.rsqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + 1e-12)
 
 
 __all__ = [

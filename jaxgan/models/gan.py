@@ -118,6 +118,12 @@ class GanModels:
     return self.discriminator.apply({"params": params}, features, sentence,
                                     method="embeddings")
 
+  def d_view_embeddings(self, params, features):
+    """D's unit-norm self-supervised embeddings of images; see
+    :meth:`jaxgan.models.dfgan.Discriminator.view_embeddings`."""
+    return self.discriminator.apply({"params": params}, features,
+                                    method="view_embeddings")
+
   def init(self, key: jax.Array, *, image_size: int, max_length: int,
            frozen_text: Any = None) -> dict[str, Any]:
     """Fresh params of every network from one key.

@@ -19,6 +19,7 @@ from jax.flatten_util import ravel_pytree
 from jaxgan import losses
 from jaxgan.models.gan import GanModels
 from jaxgan.train.state import TrainState, d_trainable_params, make_optimizers
+from jaxgan.train.views import random_views
 
 
 def images_to_float(images_uint8: jax.Array) -> jax.Array:
@@ -74,6 +75,11 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   encoder) learns to pick each real image's caption among the batch's, and G
   is pushed to make each fake pick its own caption through D's embeddings.
 
+  With ``loss.view_contrastive_weight`` > 0 (and D's view head), D is also
+  trained to tell each real image from the batch's others by a random view of
+  it (:func:`jaxgan.train.views.random_views`), a self-supervised term of D's
+  loss only.
+
   With ``loss.mismatch="hardest"``, each real image's mismatched caption is
   drawn among the batch's other captions and the state's queue of earlier
   ones, the closest by D's contrastive embeddings most likely
@@ -109,6 +115,9 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   hard_negatives = config.loss.get("mismatch", "roll") == "hardest"
   temperature = (float(config.loss.contrastive_temperature)
                  if contrastive_weight > 0 or hard_negatives else None)
+  view_weight = float(config.loss.get("view_contrastive_weight", 0.0))
+  view_temperature = (float(config.loss.view_contrastive_temperature)
+                      if view_weight > 0 else None)
 
   def train_step(state: TrainState, batch: dict[str, jax.Array], frozen_text=None):
     noise_key = jax.random.fold_in(root_key, state.step)
@@ -139,6 +148,8 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
       valid = jnp.concatenate([jnp.ones((batch_size,), bool),
                                jnp.arange(queue.shape[0]) < state.step * batch_size])
       negatives_key = jax.random.fold_in(noise_key, 1)
+    if view_weight > 0:
+      views = random_views(jax.random.fold_in(noise_key, 2), real)
 
     # --- Discriminator (and learned text encoder) update. -------------------
     def d_objective(trainable):
@@ -183,6 +194,15 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         contrastive = losses.contrastive_loss(*embeddings, temperature)
         metrics["d_contrastive"] = contrastive
         total = total + contrastive_weight * contrastive
+      if view_weight > 0:
+        # Self-supervised: each real image is told from the batch's others by
+        # its random view (D's features only; the text plays no part).
+        view_loss = losses.contrastive_loss(
+            models.d_view_embeddings(d_params, real_features),
+            models.d_view_embeddings(d_params, models.d_features(d_params, views)),
+            view_temperature)
+        metrics["d_view_contrastive"] = view_loss
+        total = total + view_weight * view_loss
       if gp_weight > 0:
         # The penalty smooths D around real matched pairs; it is not a signal
         # for the text encoder, hence the stop_gradient on the sentence.
