@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
@@ -58,11 +59,15 @@ def saved_state_tree(workdir: str, step: int) -> Any:
 
 
 def read_saved_state(workdir: str, step: int) -> Any:
-  """The state saved at ``step`` as a tree of host arrays, for read-only
-  tools (diagnostics): no target, so nothing needs to be built first."""
+  """The state saved at ``step`` as a tree of numpy arrays, for read-only
+  tools (diagnostics): shaped by the checkpoint's own metadata, so nothing
+  needs to be built first, and on the host, so no sharding is involved."""
+  as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray),
+                          saved_state_tree(workdir, step))
   handler = ocp.PyTreeCheckpointHandler()
   try:
-    return handler.restore(epath.Path(state_item(workdir, step)))
+    return handler.restore(epath.Path(state_item(workdir, step)),
+                           args=ocp.args.PyTreeRestore(restore_args=as_numpy))
   finally:
     handler.close()
 

@@ -8,6 +8,7 @@ import sys
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -122,6 +123,27 @@ def test_step_selects_a_checkpoint(workdir, pipe):
                          pipe.generate(PROMPTS[:1], batch_size=8))
   with pytest.raises(ValueError, match=r"no checkpoint at step 3 .*available steps: 2, 4"):
     sampling.load_pipeline(workdir, step=3)
+
+
+def test_load_networks_reads_every_network_of_a_step(workdir, pipe):
+  networks = sampling.load_networks(workdir)
+  assert networks.step == 4 and networks.config.model.arch == pipe.config.model.arch
+  assert {"generator", "generator_ema", "discriminator", "text_encoder"} <= set(networks.state)
+  # The same D the sampler restored, and a usable one.
+  jax.tree.map(np.testing.assert_array_equal, networks.state["discriminator"],
+               jax.device_get(pipe.params["discriminator"]))
+  ids, mask = networks.tokenizer.encode(PROMPTS)
+  sentence = networks.models.encode_text(networks.state["text_encoder"], ids, mask,
+                                         networks.frozen_text)
+  images = jnp.zeros((len(PROMPTS), networks.config.image_size,
+                      networks.config.image_size, 3))
+  logits = networks.models.d_logits(
+      networks.state["discriminator"],
+      networks.models.d_features(networks.state["discriminator"], images), sentence)
+  assert logits.shape == (len(PROMPTS),)
+  assert sampling.load_networks(workdir, step=2).step == 2
+  with pytest.raises(ValueError, match=r"no checkpoint at step 3 .*available steps: 2, 4"):
+    sampling.load_networks(workdir, step=3)
 
 
 def test_workdir_without_checkpoint(workdir, tmp_path):

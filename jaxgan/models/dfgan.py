@@ -484,9 +484,9 @@ class Discriminator(nn.Module):
     matches two random views of one image (SimCLR, ContraD).
 
     The head reads the features averaged over the 4x4 grid, so that a view
-    moved by a translation can still match; an MLP (SimCLR's projection)
-    keeps what the loss discards out of the features it shares with the
-    other heads.
+    moved by a translation can still match. It is an MLP (SimCLR's projection
+    head) so that the invariances the loss asks for can be learned in the
+    head, not forced on the features the other heads share.
 
     Args:
       features: [B, 4, 4, C] output of :meth:`features`.
