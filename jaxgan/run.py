@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import ml_collections
@@ -31,6 +31,20 @@ _ARCHITECTURE_KEYS = ("image_size", "model", "text", "data.source", "loss.mismat
 # (The input iterator's saved state has one layout per number of data workers.)
 RESUME_KEYS = ("seed", "batch_size", "data.seed", "data.num_examples", "data.max_objects",
                "data.workers")
+
+
+class RunKeys(NamedTuple):
+  """The keys a run derives from ``config.seed``."""
+
+  init: jax.Array    # every network's initialisation
+  step: jax.Array    # the steps' root: step i draws from fold_in(step, i)
+  sample: jax.Array  # the sample grids' noise
+
+
+def run_keys(config: ml_collections.ConfigDict) -> RunKeys:
+  """The run's keys, as the trainer draws them; tools that rebuild a run's
+  initial networks (e.g. ``scripts/feature_probes.py``) use ``init``."""
+  return RunKeys(*jax.random.split(jax.random.key(config.seed), 3))
 
 
 def checkpoint_dir(workdir: str) -> str:

@@ -24,11 +24,10 @@ from jaxgan import xla_flags
 xla_flags.set_entry_point_defaults()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import sampling
+from jaxgan import run as run_lib, sampling
 from jaxgan.data import shapes
 from jaxgan.metrics.linear_probe import probe_accuracy
 from jaxgan.train.step import images_to_float
@@ -53,8 +52,7 @@ def main():
   if config.data.source != "shapes":
     raise SystemExit(f"{args.workdir} trained on {config.data.source!r}; the probes' "
                      f"labels are shapes attributes.")
-  init_key = jax.random.split(jax.random.key(config.seed), 3)[0]  # as train/loop.py
-  initial = models.init(init_key, image_size=config.image_size,
+  initial = models.init(run_lib.run_keys(config).init, image_size=config.image_size,
                         max_length=config.text.max_length, frozen_text=frozen)
 
   total = args.train + args.test

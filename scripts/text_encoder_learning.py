@@ -33,8 +33,7 @@ def main():
   source = data.build_source(config)
   captions = [source.captions(i) for i in range(args.num)]
 
-  init_key = jax.random.split(jax.random.key(config.seed), 3)[0]
-  initial = init_state(models, config, init_key, frozen_text=frozen).text_encoder
+  initial = init_state(models, config, run_lib.run_keys(config).init, frozen_text=frozen).text_encoder
   manager = ocp.CheckpointManager(checkpointing.checkpoint_dir(args.workdir))
   step = manager.latest_step()
   restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))

@@ -271,8 +271,7 @@ def test_minilm_adapter_run_trains_it_checkpoints_it_and_samples(tmp_path):
       state=ocp.args.StandardRestore()))["state"]["text_encoder"]
   manager.close()
   models, frozen = run_lib.build_gan(config, text.load_tokenizer(workdir))
-  init_key = jax.random.split(jax.random.key(config.seed), 3)[0]
-  initial = init_state(models, config, init_key, frozen_text=frozen).text_encoder
+  initial = init_state(models, config, run_lib.run_keys(config).init, frozen_text=frozen).text_encoder
   # The checkpoint holds the adapter (MiniLM's 22M weights stay out) and D's
   # optimizer moved it.
   assert jax.tree.structure(saved) == jax.tree.structure(initial)

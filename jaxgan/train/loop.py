@@ -154,8 +154,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   tokenizer = run_lib.prepare_tokenizer(config, workdir, source)
   models, pretrained_text = run_lib.build_gan(config, tokenizer)
 
-  root_key = jax.random.key(config.seed)
-  init_key, step_key, sample_key = jax.random.split(root_key, 3)
+  init_key, step_key, sample_key = run_lib.run_keys(config)
   replicated = sharding.replicated(mesh)
   frozen_text = (None if pretrained_text is None
                  else sharding.replicate(pretrained_text, mesh))
