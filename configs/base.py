@@ -101,6 +101,13 @@ def get_config() -> ml_collections.ConfigDict:
   # batch_size (here 16) steps ago.
   config.loss.mismatch = "roll"
   config.loss.mismatch_queue = 512
+  # True: the contrastive loss also scores each image (D's reals, G's fakes)
+  # against the last mismatch_queue captions (MoCo-style negatives), hundreds
+  # instead of the batch's 31, so that some differ from its own in a detail
+  # only (a shape, a size): a batch of 32 holds such a caption for under 6% of
+  # one-object images. The queue's entries were encoded by the adapter of up
+  # to mismatch_queue / batch_size steps ago.
+  config.loss.contrastive_queue = False
   # Self-supervised loss on D (SimCLR on real images, as ContraD): D must
   # recognise each real image among the batch's from a randomly shifted and
   # recoloured view of it (jaxgan/train/views.py), so its features have to

@@ -126,6 +126,18 @@ def _validate_head_and_loss(config: ml_collections.ConfigDict, dim_key: str, los
 MISMATCH_KINDS = ("roll", "hardest")
 
 
+def caption_queue_length(config: ml_collections.ConfigDict) -> int:
+  """Length of the train state's ring of earlier captions (0: none kept).
+
+  The queue (``loss.mismatch_queue`` sentence embeddings) serves the hard
+  mismatched captions (``loss.mismatch="hardest"``) and the contrastive loss's
+  extra negatives (``loss.contrastive_queue``)."""
+  hard = config.loss.get("mismatch", "roll") == "hardest"
+  queued = (config.loss.get("contrastive_queue", False)
+            and config.loss.get("contrastive_weight", 0.0) > 0)
+  return int(config.loss.mismatch_queue) if hard or queued else 0
+
+
 def _validate_contrastive(config: ml_collections.ConfigDict) -> None:
   """The contrastive loss needs D's head, which only DF-GAN's D has."""
   weight = _validate_head_and_loss(config, "contrastive_dim", "contrastive", "contrastive",
@@ -135,6 +147,19 @@ def _validate_contrastive(config: ml_collections.ConfigDict) -> None:
   if mismatch not in MISMATCH_KINDS:
     raise ValueError(f"config.loss.mismatch={mismatch!r}; valid: "
                      f"{', '.join(MISMATCH_KINDS)}.")
+  queued = config.loss.get("contrastive_queue", False)
+  if not isinstance(queued, bool):
+    raise ValueError(f"config.loss.contrastive_queue={queued!r} must be True or False.")
+  if queued and not (dim and weight):
+    raise ValueError("config.loss.contrastive_queue=True adds negatives to the contrastive "
+                     "loss: set model.contrastive_dim (e.g. 256) and "
+                     "loss.contrastive_weight > 0.")
+  if mismatch == "hardest" or queued:
+    queue = config.loss.mismatch_queue
+    if (not isinstance(queue, int) or isinstance(queue, bool) or queue < 0
+        or queue % config.batch_size):
+      raise ValueError(f"config.loss.mismatch_queue={queue!r} must be a multiple of "
+                       f"batch_size={config.batch_size} (0: the batch's captions only).")
   if mismatch == "hardest":
     if not (dim and weight):
       raise ValueError("config.loss.mismatch='hardest' picks captions with D's "
@@ -143,11 +168,6 @@ def _validate_contrastive(config: ml_collections.ConfigDict) -> None:
     if config.batch_size < 2:
       raise ValueError(f"config.loss.mismatch='hardest' draws another example's caption: "
                        f"batch_size={config.batch_size} must be at least 2.")
-    queue = config.loss.mismatch_queue
-    if (not isinstance(queue, int) or isinstance(queue, bool) or queue < 0
-        or queue % config.batch_size):
-      raise ValueError(f"config.loss.mismatch_queue={queue!r} must be a multiple of "
-                       f"batch_size={config.batch_size} (0: the batch's captions only).")
 
 
 def _validate_data(data: ml_collections.ConfigDict) -> None:

@@ -123,7 +123,9 @@ def ma_gp_from_grads(image_grads: jax.Array, sentence_grads: jax.Array,
 
 
 def contrastive_loss(images: jax.Array, sentences: jax.Array,
-                     temperature: float = 0.1) -> jax.Array:
+                     temperature: float = 0.1,
+                     queued_sentences: jax.Array | None = None,
+                     queued_valid: jax.Array | None = None) -> jax.Array:
   """Symmetric InfoNCE between image and sentence embeddings (XMC-GAN).
 
   Example i's image and sentence are a positive pair; every other sentence
@@ -131,20 +133,35 @@ def contrastive_loss(images: jax.Array, sentences: jax.Array,
   are scored with a softmax cross-entropy over the batch and averaged. On
   a sharded batch the negatives are those of the global batch.
 
+  With ``queued_sentences`` (MoCo-style: embeddings of captions from earlier
+  steps), each image is also scored against them, so it must tell its own
+  caption from hundreds of others: among them, captions that agree with it on
+  everything but a detail, which a batch of 32 seldom holds.
+
   Args:
     images: [B, K] image embeddings, L2-normalised.
     sentences: [B, K] sentence embeddings, L2-normalised.
     temperature: divides the cosine similarities.
+    queued_sentences: optional [N, K] more negative sentences, for the
+      image-to-sentence direction only.
+    queued_valid: optional [N] bool, which queued entries take part (e.g.
+      slots not written yet do not); all of them if omitted.
 
   Returns:
-    Scalar loss; ``log(B)`` when the embeddings carry no information.
+    Scalar loss; ``log(B)`` when the embeddings carry no information and no
+    queue is given.
   """
   logits = _f32(images) @ _f32(sentences).T / temperature
   targets = jnp.arange(logits.shape[0])
-  image_to_text = -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=1),
-                                       targets[:, None], axis=1)
   text_to_image = -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=0),
                                        targets[None, :], axis=0)
+  if queued_sentences is not None:
+    queued = _f32(images) @ _f32(queued_sentences).T / temperature
+    if queued_valid is not None:
+      queued = jnp.where(queued_valid[None, :], queued, -jnp.inf)
+    logits = jnp.concatenate([logits, queued], axis=1)
+  image_to_text = -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=1),
+                                       targets[:, None], axis=1)
   return 0.5 * (jnp.mean(image_to_text) + jnp.mean(text_to_image))
 
 

@@ -154,9 +154,9 @@ def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
       del flat["text.adapter_layers"]
     if learned:
       del flat["text.adapter"]
-  if key == "loss.mismatch" and flat[key] == "hardest":
+  if key == "loss.mismatch" and config_lib.caption_queue_length(config):
     # The state holds the caption queue, whose length is this.
-    flat["loss.mismatch_queue"] = _lookup(config, "loss.mismatch_queue")
+    flat["loss.mismatch_queue"] = config_lib.caption_queue_length(config)
   return flat
 
 

@@ -11,6 +11,7 @@ from jax.flatten_util import ravel_pytree
 import ml_collections
 import optax
 
+from jaxgan import config as config_lib
 from jaxgan.models.gan import GanModels
 
 
@@ -101,13 +102,13 @@ def init_state(models: GanModels, config: ml_collections.ConfigDict, key: jax.Ar
       g_opt_state=g_tx.init(nets["generator"]),
       d_opt_state=None)
   state = state.replace(d_opt_state=d_tx.init(d_trainable_params(models, state)))
-  if config.loss.get("mismatch", "roll") == "hardest":
+  if config_lib.caption_queue_length(config):
     ids = jnp.zeros((1, config.text.max_length), jnp.int32)
     sentence = jax.eval_shape(models.encode_text, state.text_encoder, ids,
                               jnp.ones(ids.shape, bool), frozen_text)
     # Zeros until filled: the step only draws from the entries written so far.
     state = state.replace(caption_queue=jnp.zeros(
-        (config.loss.mismatch_queue, sentence.shape[-1]), jnp.float32))
+        (config_lib.caption_queue_length(config), sentence.shape[-1]), jnp.float32))
   return state
 
 

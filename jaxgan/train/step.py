@@ -16,6 +16,7 @@ import ml_collections
 import optax
 from jax.flatten_util import ravel_pytree
 
+from jaxgan import config as config_lib
 from jaxgan import losses
 from jaxgan.models.gan import GanModels
 from jaxgan.train.state import TrainState, d_trainable_params, make_optimizers
@@ -84,6 +85,9 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   drawn among the batch's other captions and the state's queue of earlier
   ones, the closest by D's contrastive embeddings most likely
   (:func:`jaxgan.losses.hard_negative_indices`), instead of the next example's.
+  With ``loss.contrastive_queue``, the contrastive loss also scores each image
+  (real for D, fake for G) against that queue's captions (MoCo-style), so
+  telling its own caption apart takes more than the batch's few look-alikes.
 
   ``frozen_text`` holds a pretrained text encoder's params (None for learned
   encoders, whose params are in the state). It is an argument rather than a
@@ -113,6 +117,10 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   # Runs from before the contrastive loss have no such keys (and it is off).
   contrastive_weight = float(config.loss.get("contrastive_weight", 0.0))
   hard_negatives = config.loss.get("mismatch", "roll") == "hardest"
+  # The contrastive loss's images are also scored against the caption queue.
+  queue_negatives = contrastive_weight > 0 and bool(
+      config.loss.get("contrastive_queue", False))
+  uses_queue = config_lib.caption_queue_length(config) > 0
   temperature = (float(config.loss.contrastive_temperature)
                  if contrastive_weight > 0 or hard_negatives else None)
   view_weight = float(config.loss.get("view_contrastive_weight", 0.0))
@@ -140,13 +148,13 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         state.generator, has_aux=True)
     d_fake = jax.lax.stop_gradient(fake)
 
-    if hard_negatives:
-      # Candidates for the mismatched captions: the batch's, then the queue's
-      # entries written so far (a ring of the last captions seen, oldest
-      # overwritten first).
+    if uses_queue:
+      # The queue: a ring of the last captions seen, oldest overwritten first;
+      # only the entries written so far take part. Candidates for the
+      # mismatched captions are the batch's, then the queue's.
       queue = jax.lax.stop_gradient(state.caption_queue)
-      valid = jnp.concatenate([jnp.ones((batch_size,), bool),
-                               jnp.arange(queue.shape[0]) < state.step * batch_size])
+      queue_valid = jnp.arange(queue.shape[0]) < state.step * batch_size
+      valid = jnp.concatenate([jnp.ones((batch_size,), bool), queue_valid])
       negatives_key = jax.random.fold_in(noise_key, 1)
     if view_weight > 0:
       views = random_views(jax.random.fold_in(noise_key, 2), real)
@@ -163,19 +171,21 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
           lambda x: models.d_features(d_params, x), real)
       # Mismatched pairs (a real image with another caption) make D, and so
       # G, care whether the image fits the text.
-      if hard_negatives:
+      embeddings = queued_embeddings = None
+      if uses_queue:
         candidates = jnp.concatenate([text_sentence, queue])
         image_embeddings, candidate_embeddings = models.d_embeddings(
             d_params, real_features, candidates)
+        embeddings = (image_embeddings, candidate_embeddings[:batch_size])
+        queued_embeddings = candidate_embeddings[batch_size:]
+      if hard_negatives:
         picks = losses.hard_negative_indices(negatives_key, image_embeddings,
                                              candidate_embeddings, valid, temperature)
         mismatched = candidates[picks]
-        embeddings = (image_embeddings, candidate_embeddings[:batch_size])
         metrics["d_negatives_from_queue"] = jnp.mean(picks >= batch_size)
       else:
         # DF-GAN: every image with the next example's caption.
         mismatched = jnp.roll(text_sentence, 1, axis=0)
-        embeddings = None
       real_logits = models.d_logits(d_params, real_features, text_sentence)
       mismatched_logits = models.d_logits(d_params, real_features, mismatched)
       fake_logits = models.d_logits(d_params, models.d_features(d_params, d_fake),
@@ -191,7 +201,9 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
       if contrastive_weight > 0:
         if embeddings is None:
           embeddings = models.d_embeddings(d_params, real_features, text_sentence)
-        contrastive = losses.contrastive_loss(*embeddings, temperature)
+        contrastive = losses.contrastive_loss(
+            *embeddings, temperature,
+            *((queued_embeddings, queue_valid) if queue_negatives else ()))
         metrics["d_contrastive"] = contrastive
         total = total + contrastive_weight * contrastive
       if view_weight > 0:
@@ -232,9 +244,16 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
                                               sentence))
       if contrastive_weight <= 0:
         return adversarial, {}
-      contrastive = losses.contrastive_loss(
-          *models.d_embeddings(d_params["discriminator"], features, sentence),
-          temperature)
+      if queue_negatives:
+        image_embeddings, sentence_embeddings = models.d_embeddings(
+            d_params["discriminator"], features, jnp.concatenate([sentence, queue]))
+        contrastive = losses.contrastive_loss(
+            image_embeddings, sentence_embeddings[:batch_size], temperature,
+            sentence_embeddings[batch_size:], queue_valid)
+      else:
+        contrastive = losses.contrastive_loss(
+            *models.d_embeddings(d_params["discriminator"], features, sentence),
+            temperature)
       return (adversarial + contrastive_weight * contrastive,
               {"g_adv_loss": adversarial, "g_contrastive": contrastive})
 
@@ -246,7 +265,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
     generator_ema = _ema(state.generator_ema, g_params, decay)
 
     caption_queue = state.caption_queue
-    if hard_negatives and caption_queue.shape[0]:
+    if uses_queue and caption_queue.shape[0]:
       # This step's captions (as D saw them) replace the oldest entries; the
       # queue's length is a multiple of the batch size.
       offset = (state.step * batch_size) % caption_queue.shape[0]
