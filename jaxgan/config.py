@@ -148,8 +148,6 @@ def _validate_contrastive(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.loss.mismatch={mismatch!r}; valid: "
                      f"{', '.join(MISMATCH_KINDS)}.")
   queued = config.loss.get("contrastive_queue", False)
-  if not isinstance(queued, bool):
-    raise ValueError(f"config.loss.contrastive_queue={queued!r} must be True or False.")
   if queued and not (dim and weight):
     raise ValueError("config.loss.contrastive_queue=True adds negatives to the contrastive "
                      "loss: set model.contrastive_dim (e.g. 256) and "

@@ -36,6 +36,38 @@ def test_contrastive_loss_matches_the_formula():
                                _reference(images, sentences, temperature), rtol=1e-5)
 
 
+def test_contrastive_loss_with_queued_negatives_matches_the_formula():
+  rng = np.random.default_rng(1)
+  images = _unit(rng.normal(size=(4, 5))).astype(np.float32)
+  sentences = _unit(rng.normal(size=(4, 5))).astype(np.float32)
+  queued = _unit(rng.normal(size=(6, 5))).astype(np.float32)
+  valid = np.array([True, True, False, True, False, True])
+  temperature = 0.3
+  # Image-to-sentence: a softmax over the batch's sentences and the valid
+  # queued ones; sentence-to-image: over the batch's images, as without a queue.
+  logits = images.astype(np.float64) @ np.concatenate([sentences, queued[valid]]).T
+  logits /= temperature
+  rows = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+  square = logits[:, :4]
+  cols = square - np.log(np.exp(square).sum(axis=0, keepdims=True))
+  expected = 0.5 * (-np.mean(np.diag(rows)) - np.mean(np.diag(cols)))
+  np.testing.assert_allclose(
+      losses.contrastive_loss(images, sentences, temperature, queued, valid), expected,
+      rtol=1e-5)
+  # No valid entry: the batch-only loss, and finite gradients.
+  none = np.zeros(6, bool)
+  np.testing.assert_allclose(
+      losses.contrastive_loss(images, sentences, temperature, queued, none),
+      _reference(images, sentences, temperature), rtol=1e-5)
+  grads = jax.grad(losses.contrastive_loss, argnums=(0, 3))(
+      images, sentences, temperature, queued, none)
+  assert all(np.all(np.isfinite(g)) for g in grads)
+  np.testing.assert_array_equal(grads[1], 0.0)
+  # A queued copy of an image's own sentence is a negative: it costs.
+  with_copy = losses.contrastive_loss(images, sentences, temperature, sentences[:1])
+  assert float(with_copy) > float(losses.contrastive_loss(images, sentences, temperature))
+
+
 def test_contrastive_loss_limits():
   batch = 8
   same = np.ones((batch, 4), np.float32) / 2.0
@@ -112,6 +144,10 @@ def test_discriminator_view_head_is_unit_norm_and_ignores_where_features_are():
       "loss.mismatch_queue": 12},
      "must be a multiple of batch_size=8"),
     ({"loss.mismatch": "random"}, "valid: roll, hardest"),
+    ({"loss.contrastive_queue": True}, "contrastive_queue=True adds negatives"),
+    ({"model.contrastive_dim": 8, "loss.contrastive_weight": 1.0,
+      "loss.contrastive_queue": True, "loss.mismatch_queue": 12},
+     "must be a multiple of batch_size=8"),
     # D's self-supervised loss (view pairs) and its head.
     ({"loss.view_contrastive_weight": 1.0}, "needs D's self-supervised head"),
     ({"model.view_dim": 8, "model.arch": "mlp"}, "needs model.arch='dfgan'"),

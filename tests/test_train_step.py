@@ -338,7 +338,9 @@ def test_text_encoder_gets_no_gradient_from_g_loss_ma_gp_or_g_input():
 
 
 def _unit(x):
-  return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+  # As DF-GAN's D: finite for a zero vector (the caption queue's unwritten
+  # slots are zeros, embedded before they are masked).
+  return x * jax.lax.rsqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + 1e-12)
 
 
 class ContrastiveDiscriminator(MatchingDiscriminator):
@@ -453,6 +455,54 @@ def test_view_contrastive_loss_trains_d_alone():
   plain_grad = jax.grad(ref.d_loss)(state.discriminator, state.text_encoder)
   assert any(np.any(np.sign(a) != np.sign(b))
              for a, b in zip(_leaves(d_grad), _leaves(plain_grad)))
+
+
+def test_contrastive_queue_scores_d_and_g_against_the_earlier_captions():
+  weight, temperature = 0.7, 0.5
+  models = GanModels(generator=NoiseFreeGenerator(), discriminator=ContrastiveDiscriminator(),
+                     text_encoder=BagOfWords(), text_frozen=False,
+                     generator_has_state=False, z_dim=4)
+  config = _config()
+  config.loss.contrastive_weight = weight
+  config.loss.contrastive_temperature = temperature
+  config.loss.contrastive_queue = True
+  config.loss.mismatch_queue = 4
+  state = init_state(models, config, jax.random.key(0))
+  assert state.caption_queue.shape == (4, SENTENCE_DIM)
+  step = jax.jit(make_train_step(models, config, STEP_KEY))
+  other = {**_batch(), "ids": np.array([[3, 3, 1], [1, 2, 0]], np.int32),
+           "mask": np.ones((2, LENGTH), bool)}
+  ring = np.zeros((4, SENTENCE_DIM), np.float32)
+
+  def contrastive(d_params, images, sentence, written):
+    images, embedded = models.d_embeddings(
+        d_params, models.d_features(d_params, images), np.concatenate([sentence, ring]))
+    return losses.contrastive_loss(images, embedded[:2], temperature, embedded[2:],
+                                   np.arange(4) < written)
+
+  for i, batch in enumerate([_batch(), other, _batch()]):
+    ref = Reference(models, config, state, batch)
+    sentence = ref.sentence(state.text_encoder)
+    new_state, metrics = step(state, batch)
+    # D's term on the reals and G's on the fakes (through the updated D) both
+    # count the queue's entries written by earlier steps, and only those.
+    np.testing.assert_allclose(
+        metrics["d_contrastive"],
+        contrastive(state.discriminator, ref.real, sentence, 2 * i), rtol=1e-5)
+    np.testing.assert_allclose(
+        metrics["g_contrastive"],
+        contrastive(new_state.discriminator, ref.fake, sentence, 2 * i), rtol=1e-5)
+    np.testing.assert_allclose(metrics["d_adv_loss"],
+                               ref.d_terms(state.discriminator, state.text_encoder)["adv"],
+                               rtol=1e-5)  # the mismatched pairs stay DF-GAN's
+    if i:  # the queue holds entries, and they count: the batch-only term differs
+      batch_only = losses.contrastive_loss(*models.d_embeddings(
+          state.discriminator, models.d_features(state.discriminator, ref.real), sentence),
+          temperature)
+      assert abs(float(metrics["d_contrastive"]) - float(batch_only)) > 1e-3
+    ring[2 * (i % 2):2 * (i % 2) + 2] = sentence
+    np.testing.assert_allclose(new_state.caption_queue, ring, rtol=1e-6)
+    state = new_state
 
 
 def test_hardest_mismatch_draws_from_the_batch_then_the_caption_queue():
