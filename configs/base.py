@@ -76,6 +76,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.contrastive_dim = 256
   # D's self-supervised head (loss.view_contrastive_weight); 0 = none.
   config.model.view_dim = 0
+  # Where D's residual gammas start. DF-GAN's 0 makes D's image path linear
+  # at first (each block is then its pooled 1x1 shortcut) and fades the
+  # nonlinear branches in; shapes, unlike colours and places, need them.
+  config.model.d_residual_init = 0.0
   config.model.dtype = "float32"
   config.model.param_dtype = "float32"
 

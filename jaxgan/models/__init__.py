@@ -54,7 +54,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
                  param_dtype: Any = "float32",
                  contrastive_dim: int = 0,
                  text_stem: bool = False,
-                 view_dim: int = 0) -> tuple[nn.Module, nn.Module]:
+                 view_dim: int = 0,
+                 d_residual_init: float = 0.0) -> tuple[nn.Module, nn.Module]:
   """Builds an unbound (generator, discriminator) pair.
 
   Args:
@@ -69,6 +70,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
       (:class:`Generator`); "mlp" refuses it.
     view_dim: DF-GAN: size of D's self-supervised head (0: none; see
       :meth:`Discriminator.view_embeddings`); "mlp" has none and refuses it.
+    d_residual_init: DF-GAN: where D's residual gammas start (0: DF-GAN's);
+      "mlp" refuses others.
 
   Returns:
     ``(generator, discriminator)`` linen modules.
@@ -84,7 +87,7 @@ def build_models(arch: str, image_size: int, nf: int = 32,
   if arch == "dfgan":
     return (Generator(nf=nf, image_size=image_size, text_stem=text_stem, **kw),
             Discriminator(nf=nf, image_size=image_size, contrastive_dim=contrastive_dim,
-                          view_dim=view_dim, **kw))
+                          view_dim=view_dim, residual_init=d_residual_init, **kw))
   if contrastive_dim:
     raise ValueError(f"the {arch!r} discriminator has no contrastive head; "
                      f"contrastive_dim must be 0")
@@ -93,6 +96,9 @@ def build_models(arch: str, image_size: int, nf: int = 32,
   if view_dim:
     raise ValueError(f"the {arch!r} discriminator has no self-supervised head; "
                      f"view_dim must be 0")
+  if d_residual_init:
+    raise ValueError(f"the {arch!r} discriminator has no residual blocks; "
+                     f"d_residual_init must be 0")
   return (MLPGenerator(image_size=image_size, **kw),
           MLPDiscriminator(image_size=image_size, **kw))
 

@@ -340,12 +340,14 @@ class Downsample4x4(nn.Module):
 class DiscriminatorBlock(nn.Module):
   """``shortcut(x) + gamma * residual(x)`` with a 2x downsampling.
 
-  gamma is a learned scalar starting at 0, so at initialisation the block is
-  its (pooled) shortcut and the residual is faded in by training.
+  gamma is a learned scalar starting at ``residual_init``: with DF-GAN's 0 the
+  block is its (pooled, linear) shortcut at initialisation, and the residual,
+  the block's only nonlinearity, is faded in by training.
   """
 
   in_features: int
   out_features: int
+  residual_init: float = 0.0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -362,7 +364,8 @@ class DiscriminatorBlock(nn.Module):
     s = nn.avg_pool(x.astype(self.dtype), (2, 2), strides=(2, 2))
     if self.in_features != self.out_features:
       s = nn.Conv(self.out_features, (1, 1), name="shortcut", **kw)(s)
-    gamma = self.param("gamma", nn.initializers.zeros, (), self.param_dtype)
+    gamma = self.param("gamma", nn.initializers.constant(self.residual_init), (),
+                       self.param_dtype)
     return s + gamma.astype(self.dtype) * h
 
 
@@ -388,6 +391,8 @@ class Discriminator(nn.Module):
     contrastive_dim: size of the contrastive embeddings; 0 = no such head.
     view_dim: size of the embeddings of :meth:`view_embeddings` (the
       self-supervised head); 0 = no such head.
+    residual_init: where the blocks' residual gammas start (DF-GAN: 0, so
+      the image path starts linear; see :class:`DiscriminatorBlock`).
     dtype: compute dtype.
     param_dtype: parameter dtype.
 
@@ -401,6 +406,7 @@ class Discriminator(nn.Module):
   image_size: int = 64
   contrastive_dim: int = 0
   view_dim: int = 0
+  residual_init: float = 0.0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -412,7 +418,7 @@ class Discriminator(nn.Module):
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     widths = channel_widths(self.nf, self.image_size)
     self.conv_img = nn.Conv(widths[0], (3, 3), **kw)
-    self.blocks = [DiscriminatorBlock(cin, cout, **kw)
+    self.blocks = [DiscriminatorBlock(cin, cout, residual_init=self.residual_init, **kw)
                    for cin, cout in zip(widths[:-1], widths[1:])]
     self.joint_conv = nn.Conv(2 * self.nf, (3, 3), **kw)
     self.out_conv = nn.Conv(1, (4, 4), padding="VALID", **kw)
