@@ -230,6 +230,26 @@ def test_discriminator_is_shortcut_only_at_init(dfgan16):
   assert not np.allclose(d.apply(opened, x, s), logits, atol=1e-5)
 
 
+def test_residual_init_starts_d_with_its_nonlinear_branches_open():
+  _, s, x = _inputs(16)
+  d = Discriminator(nf=4, image_size=16, residual_init=1.0)
+  dv = jax.jit(d.init)(jax.random.key(1), x, s)
+  gammas = [dv["params"][f"blocks_{i}"]["gamma"] for i in range(2)]
+  assert all(gm.shape == () and gm == 1.0 for gm in gammas)
+  # The same params but the gammas are DF-GAN's D (the init key draws the
+  # same weights), and the residual convolutions now change the output.
+  plain = Discriminator(nf=4, image_size=16)
+  closed = jax.tree_util.tree_map_with_path(
+      lambda p, a: a * 0 if "gamma" in jax.tree_util.keystr(p) else a, dv)
+  np.testing.assert_array_equal(d.apply(closed, x, s),
+                                plain.apply(jax.jit(plain.init)(jax.random.key(1), x, s), x, s))
+  moved = _perturb(dv, jax.random.key(6), "'conv1'")
+  assert not np.allclose(d.apply(moved, x, s), d.apply(dv, x, s), atol=1e-5)
+  with pytest.raises(ValueError, match="d_residual_init must be 0"):
+    build_models("mlp", 16, d_residual_init=1.0)
+  assert build_models("dfgan", 16, nf=4, d_residual_init=0.5)[1].residual_init == 0.5
+
+
 def test_discriminator_features_logits_compose_and_use_text(dfgan16):
   _, d, _, dv = dfgan16
   _, s, x = _inputs(16)
