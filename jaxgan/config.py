@@ -126,16 +126,17 @@ def _validate_head_and_loss(config: ml_collections.ConfigDict, dim_key: str, los
 MISMATCH_KINDS = ("roll", "hardest")
 
 
-def caption_queue_length(config: ml_collections.ConfigDict) -> int:
-  """Length of the train state's ring of earlier captions (0: none kept).
+def uses_caption_queue(config: ml_collections.ConfigDict) -> bool:
+  """Whether the train state keeps a ring of earlier captions.
 
-  The queue (``loss.mismatch_queue`` sentence embeddings) serves the hard
-  mismatched captions (``loss.mismatch="hardest"``) and the contrastive loss's
-  extra negatives (``loss.contrastive_queue``)."""
+  The queue (``loss.mismatch_queue`` sentence embeddings, possibly 0 of them
+  with ``mismatch="hardest"``) serves the hard mismatched captions
+  (``loss.mismatch="hardest"``) and the contrastive loss's extra negatives
+  (``loss.contrastive_queue``)."""
   hard = config.loss.get("mismatch", "roll") == "hardest"
   queued = (config.loss.get("contrastive_queue", False)
             and config.loss.get("contrastive_weight", 0.0) > 0)
-  return int(config.loss.mismatch_queue) if hard or queued else 0
+  return hard or queued
 
 
 def _validate_contrastive(config: ml_collections.ConfigDict) -> None:
@@ -158,6 +159,9 @@ def _validate_contrastive(config: ml_collections.ConfigDict) -> None:
         or queue % config.batch_size):
       raise ValueError(f"config.loss.mismatch_queue={queue!r} must be a multiple of "
                        f"batch_size={config.batch_size} (0: the batch's captions only).")
+    if queued and not queue:
+      raise ValueError("config.loss.contrastive_queue=True scores images against the "
+                       "caption queue: set loss.mismatch_queue > 0 (e.g. 512).")
   if mismatch == "hardest":
     if not (dim and weight):
       raise ValueError("config.loss.mismatch='hardest' picks captions with D's "

@@ -155,9 +155,15 @@ def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
       del flat["text.adapter_layers"]
     if learned:
       del flat["text.adapter"]
-  if key == "loss.mismatch" and config_lib.caption_queue_length(config):
-    # The state holds the caption queue, whose length is this.
-    flat["loss.mismatch_queue"] = config_lib.caption_queue_length(config)
+  if key == "model":
+    # Where D's residual gammas start: the checkpoint's own gammas override it.
+    flat.pop("model.d_residual_init", None)
+  if key == "loss.mismatch" and config_lib.uses_caption_queue(config):
+    # The state holds the caption queue, whose length is this; without hard
+    # negatives, the contrastive loss is what keeps it.
+    flat["loss.mismatch_queue"] = _lookup(config, "loss.mismatch_queue")
+    if flat[key] != "hardest":
+      flat["loss.contrastive_queue"] = True
   return flat
 
 

@@ -1,12 +1,12 @@
 """Can D's image path read the ``shapes`` attributes when it is asked to?
 
-    python scripts/discriminator_capacity.py [--image_size 32] [--nf 16] [--steps 1500]
+    python scripts/discriminator_capacity.py [--image_size 32] [--nf 16]
+        [--residual_init 0] [--steps 1500]
 
-Trains a fresh DF-GAN discriminator image path (by default the size of
-``configs/base.py``'s) (its [4, 4, C]
-features, as every head of D reads them) with one linear softmax head per
-attribute of the first object, supervised on rendered ``shapes`` images, and
-prints the held-out accuracy per attribute (chance: 1/8 shape, 1/10 colour,
+Trains a fresh DF-GAN discriminator image path, by default of
+``configs/base.py``'s size, with one linear softmax head per attribute on its
+[4, 4, C] features (what every head of D reads), supervised on rendered
+one-object ``shapes`` images, and prints the held-out accuracy per attribute (chance: 1/8 shape, 1/10 colour,
 1/3 size, 1/9 position) every ``--every`` steps.
 
 ``scripts/feature_probes.py`` measures what a GAN-trained D's features carry;

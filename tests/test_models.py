@@ -248,6 +248,14 @@ def test_residual_init_starts_d_with_its_nonlinear_branches_open():
   with pytest.raises(ValueError, match="d_residual_init must be 0"):
     build_models("mlp", 16, d_residual_init=1.0)
   assert build_models("dfgan", 16, nf=4, d_residual_init=0.5)[1].residual_init == 0.5
+  # And a run's config reaches it.
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  from jaxgan import data, run as run_lib, text  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  config.model.d_residual_init = 0.5
+  source = data.build_source(config)
+  tokenizer = text.build_tokenizer(config.text, data.vocabulary_captions(source, 50))
+  assert run_lib.build_gan(config, tokenizer)[0].discriminator.residual_init == 0.5
 
 
 def test_discriminator_features_logits_compose_and_use_text(dfgan16):

@@ -197,6 +197,27 @@ def test_checkpoints_saved_before_the_caption_queue_existed_resume(tmp_path):
   run_lib.check_compatible(type(config)(saved), config, "runs/old")
 
 
+def test_resume_checks_the_caption_queue_and_ignores_d_residual_init():
+  from jaxgan import run as run_lib  # pylint: disable=g-import-not-at-top
+  head = {"model.contrastive_dim": 8, "loss.contrastive_weight": 1.0}
+  # A run without a queue cannot take one on for the contrastive loss (its
+  # state has none); the message names the option.
+  with pytest.raises(ValueError, match="loss.contrastive_queue"):
+    run_lib.check_compatible(_config(**head),
+                             _config(**head, **{"loss.contrastive_queue": True}), "runs/old")
+  # Hard negatives already keep the queue: adding the contrastive use of it
+  # changes no state.
+  hardest = {**head, "loss.mismatch": "hardest"}
+  run_lib.check_compatible(_config(**hardest),
+                           _config(**hardest, **{"loss.contrastive_queue": True}), "runs/old")
+  # The gammas' starting value is not part of a saved run (its gammas are),
+  # and runs saved before the key existed resume with any.
+  saved = _config().to_dict()
+  del saved["model"]["d_residual_init"], saved["loss"]["contrastive_queue"]
+  run_lib.check_compatible(type(_config())(saved), _config(**{"model.d_residual_init": 1.0}),
+                           "runs/old")
+
+
 def test_runs_saved_before_the_text_stem_existed_resume_without_it():
   from jaxgan import run as run_lib  # pylint: disable=g-import-not-at-top
   config = _config().to_dict()

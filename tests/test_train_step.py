@@ -478,9 +478,10 @@ def test_contrastive_queue_scores_d_and_g_against_the_earlier_captions():
     images, embedded = models.d_embeddings(
         d_params, models.d_features(d_params, images), np.concatenate([sentence, ring]))
     return losses.contrastive_loss(images, embedded[:2], temperature, embedded[2:],
-                                   np.arange(4) < written)
+                                   np.arange(4) < min(written, 4))
 
-  for i, batch in enumerate([_batch(), other, _batch()]):
+  # The third step overwrites the first's entries; the fourth reads that.
+  for i, batch in enumerate([_batch(), other, _batch(), other]):
     ref = Reference(models, config, state, batch)
     sentence = ref.sentence(state.text_encoder)
     new_state, metrics = step(state, batch)
@@ -503,6 +504,24 @@ def test_contrastive_queue_scores_d_and_g_against_the_earlier_captions():
     ring[2 * (i % 2):2 * (i % 2) + 2] = sentence
     np.testing.assert_allclose(new_state.caption_queue, ring, rtol=1e-6)
     state = new_state
+
+
+def test_hardest_mismatch_with_an_empty_queue_draws_from_the_batch():
+  models = GanModels(generator=NoiseFreeGenerator(), discriminator=ContrastiveDiscriminator(),
+                     text_encoder=BagOfWords(), text_frozen=False,
+                     generator_has_state=False, z_dim=4)
+  config = _config()
+  config.loss.mismatch, config.loss.mismatch_queue = "hardest", 0
+  state = init_state(models, config, jax.random.key(0))
+  assert state.caption_queue.shape == (0, SENTENCE_DIM)
+  batch = _batch()
+  ref = Reference(models, config, state, batch)
+  new_state, metrics = jax.jit(make_train_step(models, config, STEP_KEY))(state, batch)
+  # In a batch of two the only other caption is the other example's.
+  np.testing.assert_allclose(metrics["d_adv_loss"],
+                             ref.d_terms(state.discriminator, state.text_encoder)["adv"],
+                             rtol=1e-5)
+  assert new_state.caption_queue.shape == (0, SENTENCE_DIM)
 
 
 def test_hardest_mismatch_draws_from_the_batch_then_the_caption_queue():

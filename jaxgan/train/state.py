@@ -26,9 +26,12 @@ class TrainState:
   when it has none.
 
   ``caption_queue`` holds the sentence embeddings of the last captions seen
-  ([loss.mismatch_queue, sentence size]) where the discriminator's
-  mismatched captions are drawn from them (``loss.mismatch="hardest"``);
-  None otherwise, and in runs saved before it existed.
+  ([loss.mismatch_queue, sentence size]) where the step reads them: D's
+  mismatched captions are drawn from them (``loss.mismatch="hardest"``), or
+  the contrastive loss scores images against them
+  (``loss.contrastive_queue``). None otherwise, and in runs saved before it
+  existed. Slots not written yet are zeros, which D's heads embed before the
+  step masks them out, so those heads must stay finite on a zero sentence.
   """
 
   step: jax.Array
@@ -102,13 +105,13 @@ def init_state(models: GanModels, config: ml_collections.ConfigDict, key: jax.Ar
       g_opt_state=g_tx.init(nets["generator"]),
       d_opt_state=None)
   state = state.replace(d_opt_state=d_tx.init(d_trainable_params(models, state)))
-  if config_lib.caption_queue_length(config):
+  if config_lib.uses_caption_queue(config):
     ids = jnp.zeros((1, config.text.max_length), jnp.int32)
     sentence = jax.eval_shape(models.encode_text, state.text_encoder, ids,
                               jnp.ones(ids.shape, bool), frozen_text)
     # Zeros until filled: the step only draws from the entries written so far.
     state = state.replace(caption_queue=jnp.zeros(
-        (config_lib.caption_queue_length(config), sentence.shape[-1]), jnp.float32))
+        (config.loss.mismatch_queue, sentence.shape[-1]), jnp.float32))
   return state
 
 

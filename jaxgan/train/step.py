@@ -120,7 +120,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   # The contrastive loss's images are also scored against the caption queue.
   queue_negatives = contrastive_weight > 0 and bool(
       config.loss.get("contrastive_queue", False))
-  uses_queue = config_lib.caption_queue_length(config) > 0
+  uses_queue = config_lib.uses_caption_queue(config)
   temperature = (float(config.loss.contrastive_temperature)
                  if contrastive_weight > 0 or hard_negatives else None)
   view_weight = float(config.loss.get("view_contrastive_weight", 0.0))
@@ -154,6 +154,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
       # mismatched captions are the batch's, then the queue's.
       queue = jax.lax.stop_gradient(state.caption_queue)
       queue_valid = jnp.arange(queue.shape[0]) < state.step * batch_size
+    if hard_negatives:
       valid = jnp.concatenate([jnp.ones((batch_size,), bool), queue_valid])
       negatives_key = jax.random.fold_in(noise_key, 1)
     if view_weight > 0:
