@@ -382,6 +382,8 @@ class _DFGANGeneratorBlock(_ReferenceBlock):
 class _DFGANDiscriminatorBlock(_ReferenceBlock):
   """DF-GAN's discriminator block as the paper writes it: shortcut, then pool."""
 
+  residual_init: float = 0.0  # passed by the Discriminator; the params are given
+
   @nn.compact
   def __call__(self, x):
     h = nn.leaky_relu(Downsample4x4(self.out_features, name="conv1")(x), 0.2)
