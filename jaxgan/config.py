@@ -134,9 +134,14 @@ def uses_caption_queue(config: ml_collections.ConfigDict) -> bool:
   (``loss.mismatch="hardest"``) and the contrastive loss's extra negatives
   (``loss.contrastive_queue``)."""
   hard = config.loss.get("mismatch", "roll") == "hardest"
-  queued = (config.loss.get("contrastive_queue", False)
-            and config.loss.get("contrastive_weight", 0.0) > 0)
-  return hard or queued
+  return hard or contrastive_uses_queue(config)
+
+
+def contrastive_uses_queue(config: ml_collections.ConfigDict) -> bool:
+  """Whether the contrastive loss also scores images against the caption queue
+  (``loss.contrastive_queue`` with the loss on)."""
+  return bool(config.loss.get("contrastive_queue", False)
+              and config.loss.get("contrastive_weight", 0.0) > 0)
 
 
 def _validate_contrastive(config: ml_collections.ConfigDict) -> None:

@@ -118,8 +118,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   contrastive_weight = float(config.loss.get("contrastive_weight", 0.0))
   hard_negatives = config.loss.get("mismatch", "roll") == "hardest"
   # The contrastive loss's images are also scored against the caption queue.
-  queue_negatives = contrastive_weight > 0 and bool(
-      config.loss.get("contrastive_queue", False))
+  queue_negatives = config_lib.contrastive_uses_queue(config)
   uses_queue = config_lib.uses_caption_queue(config)
   temperature = (float(config.loss.contrastive_temperature)
                  if contrastive_weight > 0 or hard_negatives else None)
@@ -204,7 +203,8 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
           embeddings = models.d_embeddings(d_params, real_features, text_sentence)
         contrastive = losses.contrastive_loss(
             *embeddings, temperature,
-            *((queued_embeddings, queue_valid) if queue_negatives else ()))
+            queued_embeddings if queue_negatives else None,
+            queue_valid if queue_negatives else None)
         metrics["d_contrastive"] = contrastive
         total = total + contrastive_weight * contrastive
       if view_weight > 0:
