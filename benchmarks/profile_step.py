@@ -157,6 +157,7 @@ def main():
   config.text.adapter = args.text == "minilm"
   # DF-GAN's own step: no contrastive head (configs/base.py adds one).
   config.model.contrastive_dim, config.loss.contrastive_weight = 0, 0.0
+  config.model.d_residual_init = 0.0  # DF-GAN's
   batches, _ = train_throughput.prepare_batches(config, 2)
   step = train_throughput.CompiledStep(config, batches)
   ops = classify_instructions(step.hlo_text())

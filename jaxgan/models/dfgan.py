@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgan.models.broadcast_ops import add_bias, modulate
+from jaxgan.models.broadcast_ops import add_bias, modulate, rows_matmul
 
 Dtype = Any
 
@@ -329,7 +329,7 @@ def _downsample_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
                              for a in (0, 1) for e in (0, 1)], axis=-1)
   # [4 (2a + r), 4 (2e + s), C, F] -> [a, e, r, s, C, F], the patches' order.
   kernel = kernel.reshape(2, 2, 2, 2, c, features).transpose(0, 2, 1, 3, 4, 5)
-  return patches @ kernel.reshape(16 * c, features)
+  return rows_matmul(patches, kernel.reshape(16 * c, features))
 
 
 class Downsample4x4(nn.Module):
