@@ -17,8 +17,10 @@ def get_config() -> ml_collections.ConfigDict:
   config = base.get_config()
   config.text.encoder = "bow"
   config.model.arch = "mlp"
-  # The MLP discriminator has no contrastive head, its generator no 4x4 stem.
+  # The MLP discriminator has no contrastive head and no residual blocks, its
+  # generator no 4x4 stem.
   config.model.contrastive_dim = 0
+  config.model.d_residual_init = 0.0
   config.model.text_stem = False
   config.loss.contrastive_weight = 0.0
   config.loss.kind = "bce"
