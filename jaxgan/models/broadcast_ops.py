@@ -10,9 +10,8 @@ modulation's gradient summed over the image): in the 64x64 training step 136
 of them took 0.64 s of 1.7 s (``benchmarks/README.md``, "A new machine, and
 the bias and modulation gradients as matmuls"). Here the sums are matmuls
 with a vector of ones, which XLA neither fuses into nor merges, over the
-summand written out once. The functions are
-the plain expressions in value, and in gradient up to the order in which
-float32 terms are added. :func:`rows_matmul` (D's strided convolution as
+summand written out once. The functions are the plain expressions in value,
+and in gradient up to the order in which float32 terms are added. :func:`rows_matmul` (D's strided convolution as
 patches times kernel) computes its weight gradient as [F, K] and transposes
 that, where autodiff's [K, F] made XLA transpose the [N, F] activation
 gradient first. All three differentiate to any order in reverse mode (the
@@ -38,9 +37,9 @@ def _check_dtypes(x: jax.Array, *per_channel: jax.Array) -> None:
                     f"{', '.join(str(p.dtype) for p in per_channel)}; promote them first")
 
 
-def _sum_leading(x: jax.Array, keep: int) -> jax.Array:
-  """Sums ``x`` [..., *x.shape[-keep:]] over every leading axis, as a matmul."""
-  rows = x.reshape(-1, *x.shape[x.ndim - keep:])
+def _sum_leading(x: jax.Array) -> jax.Array:
+  """Sums ``x`` [..., C] over every axis but the last: [C], as a matmul."""
+  rows = x.reshape(-1, x.shape[-1])
   ones = jnp.ones((rows.shape[0],), x.dtype)
   return jnp.tensordot(ones, rows, axes=1, precision=_EXACT,
                        preferred_element_type=jnp.float32)
@@ -70,7 +69,7 @@ def _add_bias_fwd(x, bias):
 
 
 def _add_bias_bwd(bias, grad):
-  return grad, _sum_leading(grad, 1).astype(bias.dtype)
+  return grad, _sum_leading(grad).astype(bias.dtype)
 
 
 add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
