@@ -10,14 +10,13 @@ every 250 steps (about 2 minutes). More steps (``--config.num_steps=...``)
 keep improving the images. On an accelerator, raise ``image_size`` to 64 or
 128 and ``model.nf`` to 32 or 64.
 
-Expected on a 2-core CPU (README, "Results"): the 10,000 steps took 1 h 28 min
-on an idle machine of an earlier session and about 54 minutes on a later,
-faster one (each timed once, the latter with ten evaluations and before a
-15% faster step); then the background follows the caption 99.5-100%
-of the time, the object is in the right grid cell 81.5-84% of the time and
-has the right colour 67-68% of the time, and its shape is not learned yet
-(one run of this config; the two runs before D's gammas started at 1 gave
-colour 61-68.5%, position 77.5-84%).
+Expected on a 2-core CPU (README, "Results" and "Benchmarks"): the 10,000
+steps took 1 h 28 min on an idle machine of an earlier session and 51 min 58 s
+on a later, faster one (this config, timed once); then the background follows
+the caption 99.5-100% of the time, the object is in the right grid cell 79-84%
+of the time and has the right colour 62.5-68% of the time, and its shape is
+not learned yet (two runs of this config; the two runs before D's gammas
+started at 1 gave colour 61-68.5%, position 77.5-84%).
 """
 
 import ml_collections
