@@ -70,4 +70,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+  from jaxgan import xla_flags  # pylint: disable=g-import-not-at-top
+  xla_flags.restart_with_huge_pages()  # re-executes once, before anything runs
   sys.exit(main())

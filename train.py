@@ -15,6 +15,8 @@ from ml_collections import config_flags
 
 from jaxgan import xla_flags
 
+if __name__ == "__main__":
+  xla_flags.restart_with_huge_pages()  # re-executes once, before anything runs
 xla_flags.set_entry_point_defaults()  # before JAX is imported
 
 from jaxgan import cli, sharding  # noqa: E402

@@ -33,6 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxgan import xla_flags  # pylint: disable=wrong-import-position  (imports nothing heavy)
 
+if __name__ == "__main__":
+  xla_flags.restart_with_huge_pages()  # re-executes once (GLIBC_TUNABLES), as the entry points do
 xla_flags.set_default_cpu_flags()  # before JAX starts its backend
 
 import jax  # pylint: disable=wrong-import-position

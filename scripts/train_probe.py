@@ -20,6 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxgan import xla_flags  # pylint: disable=wrong-import-position  (imports nothing heavy)
 
+if __name__ == "__main__":
+  xla_flags.restart_with_huge_pages()  # re-executes once, before anything runs
 xla_flags.set_entry_point_defaults()  # before JAX is imported
 
 from jaxgan.metrics import probe as probe_lib  # pylint: disable=wrong-import-position

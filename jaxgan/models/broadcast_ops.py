@@ -49,8 +49,12 @@ def _sum_spatial(x: jax.Array) -> jax.Array:
   """Sums ``x`` [B, H, W, C] over H and W: [B, C], as a batched matmul."""
   b, c = x.shape[0], x.shape[-1]
   rows = x.reshape(b, -1, c)
-  ones = jnp.ones((rows.shape[1],), x.dtype)
-  return jnp.einsum("n,bnc->bc", ones, rows, precision=_EXACT,
+  # Ones per sample ([B, HW], not one [HW] vector): B is then a batch
+  # dimension of the dot, and each sample's [HW, C] rows are read in place;
+  # with a shared vector XLA transposed the summand to [HW, B C] first (2.3x
+  # slower alone at [32, 64, 64, 32]; the 64x64 step 8% faster).
+  ones = jnp.ones(rows.shape[:2], x.dtype)
+  return jnp.einsum("bn,bnc->bc", ones, rows, precision=_EXACT,
                     preferred_element_type=jnp.float32)
 
 
