@@ -69,6 +69,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.arch = "dfgan"   # dfgan | mlp
   config.model.nf = 16
+  config.model.d_nf = 0  # D's base width; 0 = nf (DF-GAN's D is as wide as G)
   config.model.z_dim = 100
   # True: G's 4x4 stem reads the sentence with the noise (StackGAN/AttnGAN);
   # False: DF-GAN's noise-only stem. See models/dfgan.py's Generator. (In a

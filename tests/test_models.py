@@ -248,6 +248,11 @@ def test_residual_init_starts_d_with_its_nonlinear_branches_open():
   with pytest.raises(ValueError, match="d_residual_init must be 0"):
     build_models("mlp", 16, d_residual_init=1.0)
   assert build_models("dfgan", 16, nf=4, d_residual_init=0.5)[1].residual_init == 0.5
+  with pytest.raises(ValueError, match="d_nf must be 0"):
+    build_models("mlp", 16, d_nf=8)
+  generator, discriminator = build_models("dfgan", 16, nf=4, d_nf=8)
+  assert (generator.nf, discriminator.nf) == (4, 8)
+  assert build_models("dfgan", 16, nf=4)[1].nf == 4
   # And a run's config reaches it.
   from configs import tiny  # pylint: disable=g-import-not-at-top
   from jaxgan import data, run as run_lib, text  # pylint: disable=g-import-not-at-top

@@ -55,7 +55,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
                  contrastive_dim: int = 0,
                  text_stem: bool = False,
                  view_dim: int = 0,
-                 d_residual_init: float = 0.0) -> tuple[nn.Module, nn.Module]:
+                 d_residual_init: float = 0.0,
+                 d_nf: int = 0) -> tuple[nn.Module, nn.Module]:
   """Builds an unbound (generator, discriminator) pair.
 
   Args:
@@ -72,6 +73,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
       :meth:`Discriminator.view_embeddings`); "mlp" has none and refuses it.
     d_residual_init: DF-GAN: where D's residual gammas start (0: DF-GAN's);
       "mlp" refuses others.
+    d_nf: DF-GAN: D's base width; 0: ``nf`` (G's and D's alike, as in
+      DF-GAN); "mlp" refuses others.
 
   Returns:
     ``(generator, discriminator)`` linen modules.
@@ -86,7 +89,7 @@ def build_models(arch: str, image_size: int, nf: int = 32,
     raise ValueError(f"invalid dtype {dtype!r} / {param_dtype!r}") from e
   if arch == "dfgan":
     return (Generator(nf=nf, image_size=image_size, text_stem=text_stem, **kw),
-            Discriminator(nf=nf, image_size=image_size, contrastive_dim=contrastive_dim,
+            Discriminator(nf=d_nf or nf, image_size=image_size, contrastive_dim=contrastive_dim,
                           view_dim=view_dim, residual_init=d_residual_init, **kw))
   if contrastive_dim:
     raise ValueError(f"the {arch!r} discriminator has no contrastive head; "
@@ -99,6 +102,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
   if d_residual_init:
     raise ValueError(f"the {arch!r} discriminator has no residual blocks; "
                      f"d_residual_init must be 0")
+  if d_nf:
+    raise ValueError(f"the {arch!r} discriminator has no width setting; d_nf must be 0")
   return (MLPGenerator(image_size=image_size, **kw),
           MLPDiscriminator(image_size=image_size, **kw))
 
