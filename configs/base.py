@@ -79,6 +79,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.contrastive_dim = 256
   # D's self-supervised head (loss.view_contrastive_weight); 0 = none.
   config.model.view_dim = 0
+  # Hidden size of D's caption-word head (loss.word_weight); 0 = none.
+  config.model.word_dim = 0
   # Where D's residual gammas start. DF-GAN's 0 makes D's image path linear
   # at first (each block is then its pooled 1x1 shortcut) and fades the
   # nonlinear branches in; shapes, unlike colours and places, need them. At 1
@@ -124,6 +126,14 @@ def get_config() -> ml_collections.ConfigDict:
   # model.view_dim; 0 = off. It costs one more pass of D over the real batch.
   config.loss.view_contrastive_weight = 0.0
   config.loss.view_contrastive_temperature = 0.1
+  # Caption words as labels (as AC-GAN uses classes, with the tokenizer's ids
+  # as the classes): D's word head learns from real images which words their
+  # captions hold (a sigmoid per token id), and G is asked to make each fake
+  # read as its own caption's words. Every word is asked about separately, so
+  # a shape word cannot be left to the colour and place that tell captions
+  # apart in the contrastive loss. Reads only (image, caption) pairs. Needs
+  # model.word_dim; 0 = off.
+  config.loss.word_weight = 0.0
 
   config.optim = ml_collections.ConfigDict()
   config.optim.g_lr = 1e-4

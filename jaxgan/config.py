@@ -85,6 +85,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.loss.ma_gp_weight={config.loss.ma_gp_weight!r} must be >= 0.")
   _validate_contrastive(config)
   _validate_views(config)
+  _validate_words(config)
   if config.model.get("text_stem", False) and config.model.arch != "dfgan":
     raise ValueError(f"config.model.text_stem=True needs model.arch='dfgan' (the "
                      f"{config.model.arch!r} generator has no 4x4 stem); set it False.")
@@ -99,8 +100,14 @@ def _validate_views(config: ml_collections.ConfigDict) -> None:
                      f"the batch's others: batch_size={config.batch_size} must be at least 2.")
 
 
+def _validate_words(config: ml_collections.ConfigDict) -> None:
+  """The caption-word loss needs D's word head, which only DF-GAN's D has."""
+  _validate_head_and_loss(config, "word_dim", "word", "caption-word", "256",
+                          temperature=False)
+
+
 def _validate_head_and_loss(config: ml_collections.ConfigDict, dim_key: str, loss_key: str,
-                            head: str, example: str) -> float:
+                            head: str, example: str, temperature: bool = True) -> float:
   """Checks ``model.{dim_key}`` (the size of one of D's optional heads) and
   ``loss.{loss_key}_weight`` / ``_temperature`` (the loss that trains it);
   returns the weight."""
@@ -116,9 +123,10 @@ def _validate_head_and_loss(config: ml_collections.ConfigDict, dim_key: str, los
   if weight and not dim:
     raise ValueError(f"config.loss.{loss_key}_weight={weight} needs D's {head} "
                      f"head: set model.{dim_key} (e.g. {example}).")
-  temperature = config.loss.get(f"{loss_key}_temperature")
-  if weight and not temperature > 0:
-    raise ValueError(f"config.loss.{loss_key}_temperature={temperature!r} must be > 0.")
+  if temperature:
+    value = config.loss.get(f"{loss_key}_temperature")
+    if weight and not value > 0:
+      raise ValueError(f"config.loss.{loss_key}_temperature={value!r} must be > 0.")
   return weight
 
 

@@ -165,6 +165,43 @@ def contrastive_loss(images: jax.Array, sentences: jax.Array,
   return 0.5 * (jnp.mean(image_to_text) + jnp.mean(text_to_image))
 
 
+def caption_words(ids: jax.Array, mask: jax.Array, vocab_size: int) -> jax.Array:
+  """Which token ids each caption holds: [B, vocab_size] float32 of 0 and 1.
+
+  Args:
+    ids: [B, L] token ids.
+    mask: [B, L] True where a token is (False for padding).
+    vocab_size: the tokenizer's number of ids.
+  """
+  rows = jnp.broadcast_to(jnp.arange(ids.shape[0])[:, None], ids.shape)
+  return jnp.zeros((ids.shape[0], vocab_size), jnp.float32).at[rows, ids].max(
+      mask.astype(jnp.float32))
+
+
+def word_prediction_loss(logits: jax.Array, ids: jax.Array, mask: jax.Array) -> jax.Array:
+  """Multi-label cross-entropy of an image's predicted caption words.
+
+  Every id of the tokenizer is one binary label, 1 where the image's caption
+  holds it (:func:`caption_words`): the sigmoid cross-entropy summed over the
+  vocabulary, averaged over the batch. Each word is its own question ("is
+  there a triangle?"), answered from the image alone, so no other attribute
+  in the image gives it away, as it can when captions are told apart from
+  the batch's others (:func:`contrastive_loss`).
+
+  Args:
+    logits: [B, V] float32, one per token id.
+    ids: [B, L] the captions' token ids.
+    mask: [B, L] True where a token is.
+
+  Returns:
+    Scalar float32.
+  """
+  logits = _f32(logits)
+  targets = caption_words(ids, mask, logits.shape[-1])
+  per_label = jax.nn.softplus(logits) - targets * logits  # -log sigmoid(+-logit)
+  return jnp.mean(jnp.sum(per_label, axis=-1))
+
+
 def hard_negative_indices(key: jax.Array, images: jax.Array, candidates: jax.Array,
                           valid: jax.Array, temperature: float) -> jax.Array:
   """Draws a hard mismatched caption for every image.

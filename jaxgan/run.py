@@ -133,7 +133,8 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
 _ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1, "data.seed": None,
                "data.workers": 0, "model.contrastive_dim": 0,
                "model.text_stem": False, "loss.mismatch": "roll", "model.view_dim": 0,
-               "model.d_residual_init": 0.0, "model.d_nf": 0}
+               "model.d_residual_init": 0.0, "model.d_nf": 0,
+               "model.word_dim": 0}
 
 
 def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
@@ -229,7 +230,8 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer) -> tuple[GanModels, 
       text_stem=config.model.get("text_stem", False),
       view_dim=config.model.get("view_dim", 0),
       d_residual_init=config.model.get("d_residual_init", 0.0),
-      d_nf=config.model.get("d_nf", 0))
+      d_nf=config.model.get("d_nf", 0),
+      word_dim=config.model.get("word_dim", 0), word_vocab=tokenizer.vocab_size)
   text_encoder = text.build_encoder(config.text, tokenizer)
   adapter = text.build_adapter(config.text)
   pretrained_params = None

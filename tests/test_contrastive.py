@@ -27,6 +27,36 @@ def _reference(images, sentences, temperature):
   return 0.5 * (-np.mean(np.diag(rows)) - np.mean(np.diag(cols)))
 
 
+def test_word_prediction_loss_matches_the_formula():
+  logits = np.array([[2.0, -1.0, 0.5, -3.0], [0.0, 1.5, -0.5, 4.0]], np.float32)
+  ids = np.array([[1, 3, 3], [2, 0, 1]], np.int32)
+  mask = np.array([[True, True, False], [True, False, False]])
+  # Caption 0 holds ids 1 and 3 (its third token is padding), caption 1 id 2.
+  targets = np.array([[0, 1, 0, 1], [0, 0, 1, 0]], np.float64)
+  np.testing.assert_array_equal(losses.caption_words(ids, mask, 4), targets)
+  p = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+  expected = np.mean(np.sum(-(targets * np.log(p) + (1 - targets) * np.log(1 - p)), axis=1))
+  np.testing.assert_allclose(losses.word_prediction_loss(logits, ids, mask), expected,
+                             rtol=1e-6)
+
+
+def test_dfgan_word_head_scores_every_token_id():
+  d = Discriminator(nf=4, image_size=16, word_dim=6, word_vocab=11)
+  images, sentence = jnp.zeros((3, 16, 16, 3)), jnp.zeros((3, 5))
+  params = d.init(jax.random.key(0), images, sentence)["params"]
+  assert params["word_out"]["kernel"].shape == (6, 11)
+  logits = d.apply({"params": params}, d.apply({"params": params}, images, method="features"),
+                   method="word_logits")
+  assert logits.shape == (3, 11) and logits.dtype == jnp.float32
+  # Every word starts unlikely (sigmoid = 1 / vocabulary at zero input).
+  np.testing.assert_allclose(params["word_out"]["bias"], -np.log(11), rtol=1e-6)
+  with pytest.raises(ValueError, match="word_vocab >= 1"):
+    Discriminator(nf=4, image_size=16, word_dim=6)
+  with pytest.raises(ValueError, match="no caption-word head"):
+    Discriminator(nf=4, image_size=16).apply({"params": params}, jnp.zeros((3, 4, 4, 16)),
+                                             method="word_logits")
+
+
 def test_contrastive_loss_matches_the_formula():
   rng = np.random.default_rng(0)
   images = _unit(rng.normal(size=(6, 5))).astype(np.float32)
@@ -156,6 +186,10 @@ def test_discriminator_view_head_is_unit_norm_and_ignores_where_features_are():
       "loss.view_contrastive_temperature": 0.0}, "must be > 0"),
     ({"model.view_dim": 8, "loss.view_contrastive_weight": 1.0, "batch_size": 1},
      "must be at least 2"),
+    # The caption-word loss and its head.
+    ({"loss.word_weight": 1.0}, "needs D's caption-word head"),
+    ({"model.word_dim": 8, "model.arch": "mlp"}, "needs model.arch='dfgan'"),
+    ({"model.word_dim": 8, "loss.word_weight": -1.0}, "must be >= 0"),
 ])
 def test_config_refuses_a_contrastive_loss_without_its_head(overrides, message):
   config = tiny.get_config()

@@ -353,6 +353,10 @@ class ContrastiveDiscriminator(MatchingDiscriminator):
     self.image_embed = nn.Dense(3, name="image_embed")
     self.sentence_embed = nn.Dense(3, name="sentence_embed")
     self.view_embed = nn.Dense(3, name="view_embed")
+    self.word_out = nn.Dense(VOCAB, name="word_out")
+
+  def word_logits(self, features):
+    return self.word_out(features)
 
   def embeddings(self, features, sentence):
     return _unit(self.image_embed(features)), _unit(self.sentence_embed(sentence))
@@ -365,10 +369,11 @@ class ContrastiveDiscriminator(MatchingDiscriminator):
     if self.is_initializing():
       self.embeddings(features, sentence)
       self.view_embeddings(features)
+      self.word_logits(features)
     return self.logits(features, sentence)
 
 
-def _one_step_with_heads(loss: str, weight: float, temperature: float):
+def _one_step_with_heads(loss: str, weight: float, temperature: float | None):
   """One step of the D with both heads, ``loss.{loss}_weight`` and
   ``_temperature`` set: (models, state before, state after, metrics, reference)."""
   models = GanModels(generator=NoiseFreeGenerator(), discriminator=ContrastiveDiscriminator(),
@@ -376,7 +381,8 @@ def _one_step_with_heads(loss: str, weight: float, temperature: float):
                      generator_has_state=False, z_dim=4)
   config = _config()
   config.loss[f"{loss}_weight"] = weight
-  config.loss[f"{loss}_temperature"] = temperature
+  if temperature is not None:
+    config.loss[f"{loss}_temperature"] = temperature
   state = init_state(models, config, jax.random.key(0))
   step = jax.jit(make_train_step(models, config, STEP_KEY))
   batch = _batch()
@@ -455,6 +461,43 @@ def test_view_contrastive_loss_trains_d_alone():
   plain_grad = jax.grad(ref.d_loss)(state.discriminator, state.text_encoder)
   assert any(np.any(np.sign(a) != np.sign(b))
              for a, b in zip(_leaves(d_grad), _leaves(plain_grad)))
+
+
+def test_word_loss_trains_d_on_real_captions_and_g_on_its_own():
+  weight = 0.7
+  models, state, new_state, metrics, ref = _one_step_with_heads("word", weight, None)
+  ids, mask = jnp.asarray(ref.ids), jnp.asarray(ref.mask)
+
+  def words(d_params, images):
+    return losses.word_prediction_loss(
+        models.d_word_logits(d_params, models.d_features(d_params, images)), ids, mask)
+
+  def d_loss(d_params, text_params):
+    return ref.d_loss(d_params, text_params) + weight * words(d_params, ref.real)
+
+  def g_loss(g_params, d_params):
+    sentence = ref.sentence(state.text_encoder)
+    return ref.g_loss(g_params, d_params) + weight * words(
+        d_params, ref.generate(g_params, sentence))
+
+  np.testing.assert_allclose(metrics["d_words"], words(state.discriminator, ref.real),
+                             rtol=1e-5)
+  np.testing.assert_allclose(metrics["d_loss"], d_loss(state.discriminator,
+                                                       state.text_encoder), rtol=1e-5)
+  np.testing.assert_allclose(metrics["g_loss"], g_loss(state.generator,
+                                                       new_state.discriminator), rtol=1e-5)
+  d_grad = jax.grad(d_loss)(state.discriminator, state.text_encoder)
+  _assert_moved_against_gradient(state.discriminator, new_state.discriminator, d_grad, "D")
+  g_grad = jax.grad(g_loss)(state.generator, new_state.discriminator)
+  _assert_moved_against_gradient(state.generator, new_state.generator, g_grad, "G")
+  # The term is not negligible here, so the checks above can tell it is there.
+  g_adv_grad = jax.grad(ref.g_loss)(state.generator, new_state.discriminator)
+  assert any(np.any(np.sign(a) != np.sign(b))
+             for a, b in zip(_leaves(g_grad), _leaves(g_adv_grad)))
+  # The words are labels, not a way into the text encoder: its gradient is the plain one.
+  plain_text_grad = jax.grad(ref.d_loss, argnums=1)(state.discriminator, state.text_encoder)
+  _assert_moved_against_gradient(state.text_encoder, new_state.text_encoder,
+                                 plain_text_grad, "text encoder")
 
 
 def test_contrastive_queue_scores_d_and_g_against_the_earlier_captions():

@@ -56,7 +56,9 @@ def build_models(arch: str, image_size: int, nf: int = 32,
                  text_stem: bool = False,
                  view_dim: int = 0,
                  d_residual_init: float = 0.0,
-                 d_nf: int = 0) -> tuple[nn.Module, nn.Module]:
+                 d_nf: int = 0,
+                 word_dim: int = 0,
+                 word_vocab: int = 0) -> tuple[nn.Module, nn.Module]:
   """Builds an unbound (generator, discriminator) pair.
 
   Args:
@@ -75,6 +77,9 @@ def build_models(arch: str, image_size: int, nf: int = 32,
       "mlp" refuses others.
     d_nf: DF-GAN: D's base width; 0: ``nf`` (G's and D's alike, as in
       DF-GAN); "mlp" refuses others.
+    word_dim: DF-GAN: hidden size of D's caption-word head (0: none; see
+      :meth:`Discriminator.word_logits`); "mlp" has none and refuses it.
+    word_vocab: the number of token ids that head scores.
 
   Returns:
     ``(generator, discriminator)`` linen modules.
@@ -90,7 +95,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
   if arch == "dfgan":
     return (Generator(nf=nf, image_size=image_size, text_stem=text_stem, **kw),
             Discriminator(nf=d_nf or nf, image_size=image_size, contrastive_dim=contrastive_dim,
-                          view_dim=view_dim, residual_init=d_residual_init, **kw))
+                          view_dim=view_dim, residual_init=d_residual_init,
+                          word_dim=word_dim, word_vocab=word_vocab, **kw))
   if contrastive_dim:
     raise ValueError(f"the {arch!r} discriminator has no contrastive head; "
                      f"contrastive_dim must be 0")
@@ -102,6 +108,9 @@ def build_models(arch: str, image_size: int, nf: int = 32,
   if d_residual_init:
     raise ValueError(f"the {arch!r} discriminator has no residual blocks; "
                      f"d_residual_init must be 0")
+  if word_dim:
+    raise ValueError(f"the {arch!r} discriminator has no caption-word head; "
+                     f"word_dim must be 0")
   if d_nf:
     raise ValueError(f"the {arch!r} discriminator has no width setting; d_nf must be 0")
   return (MLPGenerator(image_size=image_size, **kw),

@@ -420,13 +420,16 @@ class Discriminator(nn.Module):
       self-supervised head); 0 = no such head.
     residual_init: where the blocks' residual gammas start (DF-GAN: 0, so
       the image path starts linear; see :class:`DiscriminatorBlock`).
+    word_dim: hidden size of the caption-word head (:meth:`word_logits`);
+      0 = no such head.
+    word_vocab: the number of token ids that head scores (the tokenizer's).
     dtype: compute dtype.
     param_dtype: parameter dtype.
 
   Parameters (top level): ``conv_img``, ``blocks_0`` ... ``blocks_{k-1}``,
   ``joint_conv``, ``out_conv``, with ``contrastive_dim`` ``image_embed``
   and ``sentence_embed``, with ``view_dim`` ``view_hidden`` and
-  ``view_embed``.
+  ``view_embed``, with ``word_dim`` ``word_hidden`` and ``word_out``.
   """
 
   nf: int = 32
@@ -434,11 +437,16 @@ class Discriminator(nn.Module):
   contrastive_dim: int = 0
   view_dim: int = 0
   residual_init: float = 0.0
+  word_dim: int = 0
+  word_vocab: int = 0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   def __post_init__(self):
     check_image_size(self.image_size)
+    if self.word_dim and self.word_vocab < 1:
+      raise ValueError(f"a caption-word head (word_dim={self.word_dim}) needs "
+                       f"word_vocab >= 1, got {self.word_vocab}")
     super().__post_init__()
 
   def setup(self):
@@ -455,6 +463,14 @@ class Discriminator(nn.Module):
     if self.view_dim:
       self.view_hidden = nn.Dense(widths[-1], **kw)
       self.view_embed = nn.Dense(self.view_dim, **kw)
+    if self.word_dim:
+      self.word_hidden = nn.Dense(self.word_dim, **kw)
+      # Most ids are in no caption: start every word unlikely (sigmoid ~
+      # 1 / vocabulary), not at one half, so that the loss starts near its
+      # present words' share instead of V log 2.
+      self.word_out = nn.Dense(
+          self.word_vocab, bias_init=nn.initializers.constant(-math.log(self.word_vocab)),
+          **kw)
 
   def features(self, image: jax.Array) -> jax.Array:
     """Text-free image features.
@@ -532,6 +548,27 @@ class Discriminator(nn.Module):
     pooled = jnp.mean(features.astype(self.dtype), axis=(1, 2))
     return _unit(self.view_embed(nn.leaky_relu(self.view_hidden(pooled), 0.2)))
 
+  def word_logits(self, features: jax.Array) -> jax.Array:
+    """Which words an image's caption holds, by token id (a multi-label head).
+
+    Trained on real images with their captions
+    (:func:`jaxgan.losses.word_prediction_loss`), it must answer for every
+    word from the image alone; G is asked to make each fake answer with its
+    own caption's words. Reads the flattened 4x4 features (position words
+    need the layout).
+
+    Args:
+      features: [B, 4, 4, C] output of :meth:`features`.
+
+    Returns:
+      [B, word_vocab] float32 logits.
+    """
+    if not self.word_dim:
+      raise ValueError("this discriminator has no caption-word head (word_dim=0)")
+    b = features.shape[0]
+    hidden = nn.leaky_relu(self.word_hidden(features.reshape(b, -1).astype(self.dtype)), 0.2)
+    return self.word_out(hidden).astype(jnp.float32)
+
   def __call__(self, image: jax.Array, sentence: jax.Array) -> jax.Array:
     """``logits(features(image), sentence)``: [B] float32 logits."""
     features = self.features(image)
@@ -540,6 +577,8 @@ class Discriminator(nn.Module):
         self.embeddings(features, sentence)
       if self.view_dim:
         self.view_embeddings(features)
+      if self.word_dim:
+        self.word_logits(features)
     return self.logits(features, sentence)
 
 

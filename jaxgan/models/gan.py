@@ -124,6 +124,11 @@ class GanModels:
     return self.discriminator.apply({"params": params}, features,
                                     method="view_embeddings")
 
+  def d_word_logits(self, params, features):
+    """D's caption-word logits of images; see
+    :meth:`jaxgan.models.dfgan.Discriminator.word_logits`."""
+    return self.discriminator.apply({"params": params}, features, method="word_logits")
+
   def init(self, key: jax.Array, *, image_size: int, max_length: int,
            frozen_text: Any = None) -> dict[str, Any]:
     """Fresh params of every network from one key.

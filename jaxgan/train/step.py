@@ -76,6 +76,10 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   encoder) learns to pick each real image's caption among the batch's, and G
   is pushed to make each fake pick its own caption through D's embeddings.
 
+  With ``loss.word_weight`` > 0 (and D's caption-word head), D also learns
+  which words each real image's caption holds, and G is asked to make each
+  fake read as its own caption's words (:func:`jaxgan.losses.word_prediction_loss`).
+
   With ``loss.view_contrastive_weight`` > 0 (and D's view head), D is also
   trained to tell each real image from the batch's others by a random view of
   it (:func:`jaxgan.train.views.random_views`), a self-supervised term of D's
@@ -125,6 +129,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   view_weight = float(config.loss.get("view_contrastive_weight", 0.0))
   view_temperature = (float(config.loss.view_contrastive_temperature)
                       if view_weight > 0 else None)
+  word_weight = float(config.loss.get("word_weight", 0.0))
 
   def train_step(state: TrainState, batch: dict[str, jax.Array], frozen_text=None):
     noise_key = jax.random.fold_in(root_key, state.step)
@@ -216,6 +221,12 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
             view_temperature)
         metrics["d_view_contrastive"] = view_loss
         total = total + view_weight * view_loss
+      if word_weight > 0:
+        # D learns from real images which words their captions hold.
+        words = losses.word_prediction_loss(
+            models.d_word_logits(d_params, real_features), ids, mask)
+        metrics["d_words"] = words
+        total = total + word_weight * words
       if gp_weight > 0:
         # The penalty smooths D around real matched pairs; it is not a signal
         # for the text encoder, hence the stop_gradient on the sentence.
@@ -243,8 +254,15 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
       features = models.d_features(d_params["discriminator"], fake)
       adversarial = g_loss_fn(models.d_logits(d_params["discriminator"], features,
                                               sentence))
+      total, metrics = adversarial, {"g_adv_loss": adversarial}
+      if word_weight > 0:
+        # Each fake should read, word by word, as its own caption.
+        words = losses.word_prediction_loss(
+            models.d_word_logits(d_params["discriminator"], features), ids, mask)
+        metrics["g_words"] = words
+        total = total + word_weight * words
       if contrastive_weight <= 0:
-        return adversarial, {}
+        return total, metrics
       if queue_negatives:
         image_embeddings, sentence_embeddings = models.d_embeddings(
             d_params["discriminator"], features, jnp.concatenate([sentence, queue]))
@@ -255,8 +273,8 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         contrastive = losses.contrastive_loss(
             *models.d_embeddings(d_params["discriminator"], features, sentence),
             temperature)
-      return (adversarial + contrastive_weight * contrastive,
-              {"g_adv_loss": adversarial, "g_contrastive": contrastive})
+      metrics["g_contrastive"] = contrastive
+      return total + contrastive_weight * contrastive, metrics
 
     (g_loss, g_metrics), fake_grads = jax.value_and_grad(g_objective, has_aux=True)(fake)
     (g_grads,) = g_pullback(fake_grads)
