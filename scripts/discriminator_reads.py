@@ -6,7 +6,8 @@ Every real render of the evaluation prompts (``train`` split) is scored
 against its own caption and against the same caption with one attribute of
 its first object changed (another shape, colour, size or grid cell, drawn at
 random). Printed per attribute: how often D prefers the true caption, by its
-matching logit and, with a contrastive head, by the head's cosine. 0.5 is
+matching logit, with a contrastive head by the head's cosine, and with a
+caption-word head by how likely the head finds each caption's words. 0.5 is
 chance; an attribute D does not read gives G no reason to draw it right.
 The attributes are read here only, to build the changed captions: training
 never sees them.
@@ -20,10 +21,11 @@ from jaxgan import xla_flags
 xla_flags.set_entry_point_defaults()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import sampling
+from jaxgan import losses, sampling
 from jaxgan.data import shapes
 from jaxgan.metrics import alignment
 from jaxgan.train.step import images_to_float
@@ -64,24 +66,29 @@ def main():
                                                  for i in range(args.num)])))
   features = models.d_features(d_params, images)
   head = bool(config.model.get("contrastive_dim", 0))
+  word_logits = (models.d_word_logits(d_params, features)
+                 if config.model.get("word_dim", 0) else None)
 
   def scores(captions):
     ids, mask = tokenizer.encode(captions)
     sentence = models.encode_text(text_params, ids, mask, frozen)
-    logits = models.d_logits(d_params, features, sentence)
-    if not head:
-      return logits, None
-    image_embeddings, sentence_embeddings = models.d_embeddings(d_params, features, sentence)
-    return logits, jnp.sum(image_embeddings * sentence_embeddings, axis=-1)
+    result = {"logit": models.d_logits(d_params, features, sentence)}
+    if head:
+      image_embeddings, sentence_embeddings = models.d_embeddings(d_params, features, sentence)
+      result["cosine"] = jnp.sum(image_embeddings * sentence_embeddings, axis=-1)
+    if word_logits is not None:
+      # Each image's log-likelihood of the caption's words (higher: likelier).
+      result["words"] = -jax.vmap(losses.word_prediction_loss)(
+          word_logits[:, None], jnp.asarray(ids)[:, None], jnp.asarray(mask)[:, None])
+    return result
 
-  true_logits, true_cosines = scores([shapes.describe(a) for a in attributes])
+  true_scores = scores([shapes.describe(a) for a in attributes])
   rng = np.random.default_rng(0)
   report = {}
   for name in ATTRIBUTE_VALUES:
-    logits, cosines = scores([shapes.describe(changed(a, name, rng)) for a in attributes])
-    report[name] = {"logit": round(float(jnp.mean(true_logits > logits)), 3)}
-    if head:
-      report[name]["cosine"] = round(float(jnp.mean(true_cosines > cosines)), 3)
+    changed_scores = scores([shapes.describe(changed(a, name, rng)) for a in attributes])
+    report[name] = {kind: round(float(jnp.mean(true_scores[kind] > changed_scores[kind])), 3)
+                    for kind in true_scores}
   print(json.dumps({"workdir": args.workdir, "step": step, "num": args.num,
                     "true_caption_preferred": report}))
 
