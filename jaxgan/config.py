@@ -103,11 +103,11 @@ def _validate_views(config: ml_collections.ConfigDict) -> None:
 def _validate_words(config: ml_collections.ConfigDict) -> None:
   """The caption-word loss needs D's word head, which only DF-GAN's D has."""
   _validate_head_and_loss(config, "word_dim", "word", "caption-word", "256",
-                          temperature=False)
+                          has_temperature=False)
 
 
 def _validate_head_and_loss(config: ml_collections.ConfigDict, dim_key: str, loss_key: str,
-                            head: str, example: str, temperature: bool = True) -> float:
+                            head: str, example: str, has_temperature: bool = True) -> float:
   """Checks ``model.{dim_key}`` (the size of one of D's optional heads) and
   ``loss.{loss_key}_weight`` / ``_temperature`` (the loss that trains it);
   returns the weight."""
@@ -123,7 +123,7 @@ def _validate_head_and_loss(config: ml_collections.ConfigDict, dim_key: str, los
   if weight and not dim:
     raise ValueError(f"config.loss.{loss_key}_weight={weight} needs D's {head} "
                      f"head: set model.{dim_key} (e.g. {example}).")
-  if temperature:
+  if has_temperature:
     value = config.loss.get(f"{loss_key}_temperature")
     if weight and not value > 0:
       raise ValueError(f"config.loss.{loss_key}_temperature={value!r} must be > 0.")

@@ -178,6 +178,16 @@ def caption_words(ids: jax.Array, mask: jax.Array, vocab_size: int) -> jax.Array
       mask.astype(jnp.float32))
 
 
+def caption_log_likelihood(logits: jax.Array, ids: jax.Array, mask: jax.Array) -> jax.Array:
+  """Per image, the log-likelihood of its caption's words under a word head:
+  the sum over the vocabulary of each id's log sigmoid (present) or log
+  (1 - sigmoid) (absent). [B] float32; see :func:`word_prediction_loss`."""
+  logits = _f32(logits)
+  targets = caption_words(ids, mask, logits.shape[-1])
+  # log sigmoid(l) = l - softplus(l), log(1 - sigmoid(l)) = -softplus(l).
+  return jnp.sum(targets * logits - jax.nn.softplus(logits), axis=-1)
+
+
 def word_prediction_loss(logits: jax.Array, ids: jax.Array, mask: jax.Array) -> jax.Array:
   """Multi-label cross-entropy of an image's predicted caption words.
 
@@ -196,10 +206,7 @@ def word_prediction_loss(logits: jax.Array, ids: jax.Array, mask: jax.Array) -> 
   Returns:
     Scalar float32.
   """
-  logits = _f32(logits)
-  targets = caption_words(ids, mask, logits.shape[-1])
-  per_label = jax.nn.softplus(logits) - targets * logits  # -log sigmoid(+-logit)
-  return jnp.mean(jnp.sum(per_label, axis=-1))
+  return -jnp.mean(caption_log_likelihood(logits, ids, mask))
 
 
 def hard_negative_indices(key: jax.Array, images: jax.Array, candidates: jax.Array,

@@ -54,7 +54,7 @@ def set_default_cpu_flags(flags: str = DEFAULT_CPU_FLAGS) -> bool:
 # settings: every step then faults all of it in again 4 KiB at a time
 # (174,000 minor faults and 0.42 s of kernel time per step on a 2-core CPU).
 # glibc >= 2.35 can mark the memory it maps for transparent huge pages, which
-# the kernel then faults in 2 MiB at a time (1,100-1,900 faults, 0.08 s) and
+# the kernel then faults in 2 MiB at a time (1,064-1,856 faults, 0.06-0.11 s) and
 # maps with fewer TLB entries: the step ran about 20% faster (medians of six
 # measurements, 23.8 against 19.6 img/s; benchmarks/README.md, "Huge pages").
 HUGE_PAGE_TUNABLES = "glibc.malloc.hugetlb=1"

@@ -21,7 +21,6 @@ from jaxgan import xla_flags
 xla_flags.set_entry_point_defaults()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -77,9 +76,7 @@ def main():
       image_embeddings, sentence_embeddings = models.d_embeddings(d_params, features, sentence)
       result["cosine"] = jnp.sum(image_embeddings * sentence_embeddings, axis=-1)
     if word_logits is not None:
-      # Each image's log-likelihood of the caption's words (higher: likelier).
-      result["words"] = -jax.vmap(losses.word_prediction_loss)(
-          word_logits[:, None], jnp.asarray(ids)[:, None], jnp.asarray(mask)[:, None])
+      result["words"] = losses.caption_log_likelihood(word_logits, ids, mask)
     return result
 
   true_scores = scores([shapes.describe(a) for a in attributes])

@@ -1,4 +1,5 @@
-"""XMC-GAN's image-sentence contrastive loss: the formula, D's head, the step."""
+"""XMC-GAN's image-sentence contrastive loss (the formula, D's head, the step),
+and the caption-word loss and head beside it."""
 
 from __future__ import annotations
 

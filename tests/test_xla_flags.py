@@ -60,9 +60,14 @@ print("after", os.environ.get("GLIBC_TUNABLES"), os.getpid())
 def _run_script(tmp_path, env):
   script = tmp_path / "program.py"
   script.write_text(_SCRIPT.format(repo=os.path.dirname(os.path.dirname(__file__))))
-  proc = subprocess.run([sys.executable, "-u", str(script), "--flag", "a b"], env=env,
-                        capture_output=True, text=True, check=True, timeout=60)
-  return proc.stdout.splitlines()
+  proc = subprocess.Popen([sys.executable, "-u", str(script), "--flag", "a b"], env=env,
+                          stdout=subprocess.PIPE, text=True)
+  out, _ = proc.communicate(timeout=60)
+  assert proc.returncode == 0
+  lines = out.splitlines()
+  # Re-executed or not, it is the process that was started.
+  assert lines[-1].split()[-1] == str(proc.pid)
+  return lines
 
 
 def test_restart_with_huge_pages_re_executes_once_with_the_same_arguments(monkeypatch, tmp_path):
