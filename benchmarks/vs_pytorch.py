@@ -14,8 +14,9 @@ ready-made embeddings (DF-GAN's text encoder is frozen), while jaxgan's step
 also runs and trains its bow encoder and updates G's EMA: the extra work is on
 jaxgan's side.
 
-The CPU may be shared, so the two are measured alternately, A/B/A/B, for
-``--rounds`` rounds, and medians are printed with the ratios.
+The CPU may be shared, so the two are measured alternately for ``--rounds``
+rounds (PyTorch first in every other round), and medians are printed with the
+ratios: of the two medians, and the median of the rounds' own ratios.
 """
 
 from __future__ import annotations
@@ -282,19 +283,29 @@ def main() -> None:
         f"({torch.get_num_threads()} threads); XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
   print(f"jaxgan compile: train step {ours.compile_s:.1f} s, generator {g_compile_s:.1f} s")
   times = {"jax_train": [], "torch_train": [], "jax_sample": [], "torch_sample": []}
+  measure = {"jax_train": lambda: ours.run(args.train_steps),
+             "torch_train": lambda: theirs.run(args.train_steps),
+             "jax_sample": lambda: jax_sample(args.sample_iters),
+             "torch_sample": lambda: theirs.sample(args.sample_iters, torch_z, torch_s)}
   for r in range(args.rounds):
-    times["jax_train"].append(ours.run(args.train_steps))
-    times["torch_train"].append(theirs.run(args.train_steps))
-    times["jax_sample"].append(jax_sample(args.sample_iters))
-    times["torch_sample"].append(theirs.sample(args.sample_iters, torch_z, torch_s))
+    # Every other round PyTorch goes first: whichever side runs second also
+    # meets what the first left behind (its threads, its freed memory).
+    for kind in ("train", "sample"):
+      order = ("jax", "torch") if r % 2 == 0 else ("torch", "jax")
+      for side in order:
+        times[f"{side}_{kind}"].append(measure[f"{side}_{kind}"]())
     print(f"round {r}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
   img_s = {k: (args.train_steps if "train" in k else args.sample_iters) * args.batch_size
            / statistics.median(v) for k, v in times.items()}
-  print(f"training (img/s, median of {args.rounds}):  jaxgan {img_s['jax_train']:7.1f}   "
-        f"PyTorch {img_s['torch_train']:7.1f}   ratio {img_s['jax_train'] / img_s['torch_train']:.2f}x")
-  print(f"sampling (img/s, median of {args.rounds}):  jaxgan {img_s['jax_sample']:7.1f}   "
-        f"PyTorch {img_s['torch_sample']:7.1f}   ratio "
-        f"{img_s['jax_sample'] / img_s['torch_sample']:.2f}x")
+  for kind, label in (("train", "training"), ("sample", "sampling")):
+    # Each round's two sides ran back to back, so the ratio of one round is
+    # measured under the same load; its median is steadier than the ratio of
+    # the two medians when the machine's speed drifts between rounds.
+    paired = statistics.median(t / j for j, t in zip(times[f"jax_{kind}"], times[f"torch_{kind}"]))
+    print(f"{label} (img/s, median of {args.rounds}):  jaxgan {img_s[f'jax_{kind}']:7.1f}   "
+          f"PyTorch {img_s[f'torch_{kind}']:7.1f}   ratio "
+          f"{img_s[f'jax_{kind}'] / img_s[f'torch_{kind}']:.2f}x   "
+          f"(median of the rounds' ratios {paired:.2f}x)")
   print(f"peak host memory (RSS): {rss_jax:.0f} MiB after jaxgan's step, "
         f"{_peak_rss_mib():.0f} MiB for the whole process")
 
