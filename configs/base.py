@@ -134,6 +134,11 @@ def get_config() -> ml_collections.ConfigDict:
   # apart in the contrastive loss. Reads only (image, caption) pairs. Needs
   # model.word_dim; 0 = off.
   config.loss.word_weight = 0.0
+  # G's share of it: G's word loss is word_weight * word_g_scale. 0 keeps the
+  # words an auxiliary task of D (its features learn what the captions say,
+  # G gets that only through D's other heads and cannot draw textures that
+  # the word head alone reads).
+  config.loss.word_g_scale = 1.0
 
   config.optim = ml_collections.ConfigDict()
   config.optim.g_lr = 1e-4

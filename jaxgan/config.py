@@ -104,6 +104,9 @@ def _validate_words(config: ml_collections.ConfigDict) -> None:
   """The caption-word loss needs D's word head, which only DF-GAN's D has."""
   _validate_head_and_loss(config, "word_dim", "word", "caption-word", "256",
                           has_temperature=False)
+  scale = config.loss.get("word_g_scale", 1.0)
+  if not scale >= 0:
+    raise ValueError(f"config.loss.word_g_scale={scale!r} must be >= 0.")
 
 
 def _validate_head_and_loss(config: ml_collections.ConfigDict, dim_key: str, loss_key: str,

@@ -191,6 +191,8 @@ def test_discriminator_view_head_is_unit_norm_and_ignores_where_features_are():
     ({"loss.word_weight": 1.0}, "needs D's caption-word head"),
     ({"model.word_dim": 8, "model.arch": "mlp"}, "needs model.arch='dfgan'"),
     ({"model.word_dim": 8, "loss.word_weight": -1.0}, "must be >= 0"),
+    ({"model.word_dim": 8, "loss.word_weight": 1.0, "loss.word_g_scale": -1.0},
+     "word_g_scale=-1.0 must be >= 0"),
 ])
 def test_config_refuses_a_contrastive_loss_without_its_head(overrides, message):
   config = tiny.get_config()

@@ -373,9 +373,11 @@ class ContrastiveDiscriminator(MatchingDiscriminator):
     return self.logits(features, sentence)
 
 
-def _one_step_with_heads(loss: str, weight: float, temperature: float | None):
+def _one_step_with_heads(loss: str, weight: float, temperature: float | None,
+                         **loss_settings):
   """One step of the D with both heads, ``loss.{loss}_weight`` and
-  ``_temperature`` set: (models, state before, state after, metrics, reference)."""
+  ``_temperature`` (and ``loss_settings``) set: (models, state before, state
+  after, metrics, reference)."""
   models = GanModels(generator=NoiseFreeGenerator(), discriminator=ContrastiveDiscriminator(),
                      text_encoder=BagOfWords(), text_frozen=False,
                      generator_has_state=False, z_dim=4)
@@ -383,6 +385,7 @@ def _one_step_with_heads(loss: str, weight: float, temperature: float | None):
   config.loss[f"{loss}_weight"] = weight
   if temperature is not None:
     config.loss[f"{loss}_temperature"] = temperature
+  config.loss.update(loss_settings)
   state = init_state(models, config, jax.random.key(0))
   step = jax.jit(make_train_step(models, config, STEP_KEY))
   batch = _batch()
@@ -463,9 +466,12 @@ def test_view_contrastive_loss_trains_d_alone():
              for a, b in zip(_leaves(d_grad), _leaves(plain_grad)))
 
 
-def test_word_loss_trains_d_on_real_captions_and_g_on_its_own():
+@pytest.mark.parametrize("g_scale", [0.25, 0.0])
+def test_word_loss_trains_d_on_real_captions_and_g_on_its_own(g_scale):
+  """G's word loss weighs ``word_g_scale`` times D's; at 0 G's loss is the plain one."""
   weight = 0.7
-  models, state, new_state, metrics, ref = _one_step_with_heads("word", weight, None)
+  models, state, new_state, metrics, ref = _one_step_with_heads("word", weight, None,
+                                                                word_g_scale=g_scale)
   ids, mask = jnp.asarray(ref.ids), jnp.asarray(ref.mask)
 
   def words(d_params, images):
@@ -477,7 +483,7 @@ def test_word_loss_trains_d_on_real_captions_and_g_on_its_own():
 
   def g_loss(g_params, d_params):
     sentence = ref.sentence(state.text_encoder)
-    return ref.g_loss(g_params, d_params) + weight * words(
+    return ref.g_loss(g_params, d_params) + g_scale * weight * words(
         d_params, ref.generate(g_params, sentence))
 
   np.testing.assert_allclose(metrics["d_words"], words(state.discriminator, ref.real),
@@ -490,10 +496,12 @@ def test_word_loss_trains_d_on_real_captions_and_g_on_its_own():
   _assert_moved_against_gradient(state.discriminator, new_state.discriminator, d_grad, "D")
   g_grad = jax.grad(g_loss)(state.generator, new_state.discriminator)
   _assert_moved_against_gradient(state.generator, new_state.generator, g_grad, "G")
-  # The term is not negligible here, so the checks above can tell it is there.
-  g_adv_grad = jax.grad(ref.g_loss)(state.generator, new_state.discriminator)
-  assert any(np.any(np.sign(a) != np.sign(b))
-             for a, b in zip(_leaves(g_grad), _leaves(g_adv_grad)))
+  assert ("g_words" in metrics) == (g_scale > 0)
+  if g_scale:
+    # The term is not negligible here, so the checks above can tell it is there.
+    g_adv_grad = jax.grad(ref.g_loss)(state.generator, new_state.discriminator)
+    assert any(np.any(np.sign(a) != np.sign(b))
+               for a, b in zip(_leaves(g_grad), _leaves(g_adv_grad)))
   # The words are labels, not a way into the text encoder: its gradient is the plain one.
   plain_text_grad = jax.grad(ref.d_loss, argnums=1)(state.discriminator, state.text_encoder)
   _assert_moved_against_gradient(state.text_encoder, new_state.text_encoder,

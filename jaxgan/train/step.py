@@ -78,7 +78,8 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
 
   With ``loss.word_weight`` > 0 (and D's caption-word head), D also learns
   which words each real image's caption holds, and G is asked to make each
-  fake read as its own caption's words (:func:`jaxgan.losses.word_prediction_loss`).
+  fake read as its own caption's words (:func:`jaxgan.losses.word_prediction_loss`),
+  with ``loss.word_g_scale`` times that weight (0: D's auxiliary task only).
 
   With ``loss.view_contrastive_weight`` > 0 (and D's view head), D is also
   trained to tell each real image from the batch's others by a random view of
@@ -130,6 +131,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   view_temperature = (float(config.loss.view_contrastive_temperature)
                       if view_weight > 0 else None)
   word_weight = float(config.loss.get("word_weight", 0.0))
+  g_word_weight = word_weight * float(config.loss.get("word_g_scale", 1.0))
 
   def train_step(state: TrainState, batch: dict[str, jax.Array], frozen_text=None):
     noise_key = jax.random.fold_in(root_key, state.step)
@@ -255,12 +257,12 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
       adversarial = g_loss_fn(models.d_logits(d_params["discriminator"], features,
                                               sentence))
       total, metrics = adversarial, {"g_adv_loss": adversarial}
-      if word_weight > 0:
+      if g_word_weight > 0:
         # Each fake should read, word by word, as its own caption.
         words = losses.word_prediction_loss(
             models.d_word_logits(d_params["discriminator"], features), ids, mask)
         metrics["g_words"] = words
-        total = total + word_weight * words
+        total = total + g_word_weight * words
       if contrastive_weight <= 0:
         return total, metrics
       if queue_negatives:
