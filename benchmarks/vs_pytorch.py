@@ -228,7 +228,8 @@ def main() -> None:
   parser.add_argument("--image_size", type=int, default=64)
   parser.add_argument("--nf", type=int, default=32)
   parser.add_argument("--batch_size", type=int, default=32)
-  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--rounds", type=int, default=4,
+                      help="an even number: each side goes first in half of them")
   parser.add_argument("--train_steps", type=int, default=2, help="steps per round and side")
   parser.add_argument("--sample_iters", type=int, default=5, help="G calls per round and side")
   args = parser.parse_args()

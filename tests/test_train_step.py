@@ -376,8 +376,9 @@ class ContrastiveDiscriminator(MatchingDiscriminator):
 def _one_step_with_heads(loss: str, weight: float, temperature: float | None,
                          **loss_settings):
   """One step of the D with both heads, ``loss.{loss}_weight`` and
-  ``_temperature`` (and ``loss_settings``) set: (models, state before, state
-  after, metrics, reference)."""
+  ``_temperature`` (and ``loss_settings``; None deletes a key, as in a config
+  saved before it existed) set: (models, state before, state after, metrics,
+  reference)."""
   models = GanModels(generator=NoiseFreeGenerator(), discriminator=ContrastiveDiscriminator(),
                      text_encoder=BagOfWords(), text_frozen=False,
                      generator_has_state=False, z_dim=4)
@@ -385,7 +386,11 @@ def _one_step_with_heads(loss: str, weight: float, temperature: float | None,
   config.loss[f"{loss}_weight"] = weight
   if temperature is not None:
     config.loss[f"{loss}_temperature"] = temperature
-  config.loss.update(loss_settings)
+  for name, value in loss_settings.items():
+    if value is None:
+      del config.loss[name]
+    else:
+      config.loss[name] = value
   state = init_state(models, config, jax.random.key(0))
   step = jax.jit(make_train_step(models, config, STEP_KEY))
   batch = _batch()
@@ -466,12 +471,14 @@ def test_view_contrastive_loss_trains_d_alone():
              for a, b in zip(_leaves(d_grad), _leaves(plain_grad)))
 
 
-@pytest.mark.parametrize("g_scale", [0.25, 0.0])
+@pytest.mark.parametrize("g_scale", [None, 0.25, 0.0])
 def test_word_loss_trains_d_on_real_captions_and_g_on_its_own(g_scale):
-  """G's word loss weighs ``word_g_scale`` times D's; at 0 G's loss is the plain one."""
+  """G's word loss weighs ``word_g_scale`` times D's (1 where a config has no
+  such key); at 0 G's loss is the plain one."""
   weight = 0.7
   models, state, new_state, metrics, ref = _one_step_with_heads("word", weight, None,
                                                                 word_g_scale=g_scale)
+  g_scale = 1.0 if g_scale is None else g_scale
   ids, mask = jnp.asarray(ref.ids), jnp.asarray(ref.mask)
 
   def words(d_params, images):
