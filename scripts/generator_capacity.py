@@ -10,12 +10,13 @@ the one-hot shape, colour, size, grid cell and background (36 numbers), its
 noise is random, and the loss is the squared (``--loss l1``: absolute)
 distance to the render, weighted ``--object_weight`` times more on the object
 and ``--margin`` pixels around it. So G learns about the mean (median) image of
-each attribute combination; the jitter of an object inside its cell, up to 2.3
-pixels for a small one at 32x32 and 0.2 for a large one, blurs
-it). Every ``--every`` steps it prints how often the shipped shapes probe
-reads each attribute back from G's images of 1,000 unseen renders of the
-training combinations and 1,000 of the held-out ones (chance: 1/8 shape, 1/10 colour, 1/3 size, 1/9 position, 1/6
-background), and the probe's reading of the real renders as the ceiling.
+each attribute combination; the jitter of an object inside its cell (up to 2.3
+pixels for a small one at 32x32, 0.2 for a large one) blurs it. Every
+``--every`` steps it prints how often the shipped shapes probe reads each
+attribute back from G's images of 1,000 unseen renders of the training
+combinations and 1,000 of the held-out ones (chance: 1/8 shape, 1/10 colour,
+1/3 size, 1/9 position, 1/6 background), and the probe's reading of the real
+renders as the ceiling.
 
 A GAN-trained G whose shapes stay at chance while D reads them
 (``scripts/discriminator_reads.py``) is told apart: the architecture cannot
@@ -37,8 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from PIL import Image
 
+from jaxgan import images as image_io
 from jaxgan.data import shapes
 from jaxgan.metrics import probe as probe_lib
 from jaxgan.models.dfgan import Generator
@@ -198,13 +199,10 @@ def main():
                         "probe_reads_real": ceiling}), flush=True)
 
   if args.grid:
-    images, attributes = tests["holdout"]
-    fake = np.asarray(generate(params, jax.random.key(0), condition(attributes)[:8]))
-    fake = np.clip(np.round((fake + 1) * 127.5), 0, 255).astype(np.uint8)
-    grid = np.concatenate([np.concatenate(list(fake), axis=1),
-                           np.concatenate(list(images[:8]), axis=1)], axis=0)
-    Image.fromarray(grid).resize((grid.shape[1] * 4, grid.shape[0] * 4),
-                                 Image.NEAREST).save(args.grid)
+    real, attributes = tests["holdout"]
+    fake = image_io.to_uint8(generate(params, jax.random.key(0), condition(attributes)[:8]))
+    grid = image_io.make_grid(np.concatenate([fake, real[:8]]), ncols=8, padding=0)
+    image_io.save_image(grid.repeat(4, axis=0).repeat(4, axis=1), args.grid)
 
 
 if __name__ == "__main__":
