@@ -75,6 +75,10 @@ def get_config() -> ml_collections.ConfigDict:
   # False: DF-GAN's noise-only stem. See models/dfgan.py's Generator. (In a
   # 3,000-step trial it did not place objects sooner: README, "Results".)
   config.model.text_stem = False
+  # True: G's fusion blocks also see each pixel's row and column (CoordConv),
+  # so the caption can place edges and corners, where DF-GAN's affines scale
+  # and shift every pixel alike. See models/dfgan.py's GeneratorBlock.
+  config.model.coordinates = False
   # D's image-sentence projection head for the contrastive loss; 0 = none.
   config.model.contrastive_dim = 256
   # D's self-supervised head (loss.view_contrastive_weight); 0 = none.

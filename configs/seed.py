@@ -18,10 +18,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.text.encoder = "bow"
   config.model.arch = "mlp"
   # The MLP discriminator has no contrastive head and no residual blocks, its
-  # generator no 4x4 stem.
+  # generator no 4x4 stem and no fusion blocks.
   config.model.contrastive_dim = 0
   config.model.d_residual_init = 0.0
   config.model.text_stem = False
+  config.model.coordinates = False
   config.loss.contrastive_weight = 0.0
   config.loss.kind = "bce"
   config.loss.ma_gp_weight = 0.0

@@ -89,6 +89,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.model.get("text_stem", False) and config.model.arch != "dfgan":
     raise ValueError(f"config.model.text_stem=True needs model.arch='dfgan' (the "
                      f"{config.model.arch!r} generator has no 4x4 stem); set it False.")
+  if config.model.get("coordinates", False) and config.model.arch != "dfgan":
+    raise ValueError(f"config.model.coordinates=True needs model.arch='dfgan' (the "
+                     f"{config.model.arch!r} generator has no fusion blocks); set it False.")
 
 
 def _validate_views(config: ml_collections.ConfigDict) -> None:

@@ -132,7 +132,7 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
 # this value.
 _ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1, "data.seed": None,
                "data.workers": 0, "model.contrastive_dim": 0,
-               "model.text_stem": False, "loss.mismatch": "roll", "model.view_dim": 0,
+               "model.text_stem": False, "model.coordinates": False, "loss.mismatch": "roll", "model.view_dim": 0,
                "model.d_residual_init": 0.0, "model.d_nf": 0,
                "model.word_dim": 0}
 
@@ -228,6 +228,7 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer) -> tuple[GanModels, 
       # Runs from before the contrastive head have no such key.
       contrastive_dim=config.model.get("contrastive_dim", 0),
       text_stem=config.model.get("text_stem", False),
+      coordinates=config.model.get("coordinates", False),
       view_dim=config.model.get("view_dim", 0),
       d_residual_init=config.model.get("d_residual_init", 0.0),
       d_nf=config.model.get("d_nf", 0),

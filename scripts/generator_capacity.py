@@ -1,7 +1,7 @@
 """Can G's architecture draw the ``shapes`` attributes when it is told them?
 
     python scripts/generator_capacity.py [--image_size 32] [--nf 16]
-        [--text_stem] [--steps 3000]
+        [--text_stem] [--coordinates] [--steps 3000]
 
 The generator-side twin of ``scripts/discriminator_capacity.py``. Trains a
 fresh DF-GAN generator, by default of ``configs/base.py``'s size, to redraw
@@ -111,6 +111,8 @@ def main():
   parser.add_argument("--z_dim", type=int, default=100)
   parser.add_argument("--text_stem", action="store_true",
                       help="G's 4x4 stem reads the condition too (model.text_stem)")
+  parser.add_argument("--coordinates", action="store_true",
+                      help="G's fusions see each pixel's row and column (model.coordinates)")
   parser.add_argument("--steps", type=int, default=3000)
   parser.add_argument("--every", type=int, default=500)
   parser.add_argument("--batch_size", type=int, default=64)
@@ -129,7 +131,8 @@ def main():
   args = parser.parse_args()
 
   probe = probe_lib.load_probe(args.image_size, log=print)
-  g = Generator(nf=args.nf, image_size=args.image_size, text_stem=args.text_stem)
+  g = Generator(nf=args.nf, image_size=args.image_size, text_stem=args.text_stem,
+                coordinates=args.coordinates)
   train_images, train_attributes = render("train", args.image_size, args.train, 0)
   train_condition = condition(train_attributes)
   # Unseen renders of the training combinations, and the held-out split's
@@ -190,6 +193,7 @@ def main():
     if step % args.every == 0 or step == args.steps:
       print(json.dumps({"nf": args.nf, "image_size": args.image_size,
                         "text_stem": args.text_stem,
+                        "coordinates": args.coordinates,
                         "object_weight": args.object_weight, "margin": args.margin,
                         "step": step,
                         "seconds": round(time.time() - start),

@@ -210,6 +210,54 @@ def test_text_stem_lets_the_sentence_lay_out_the_image_from_init():
                              rtol=1e-6, atol=1e-6)
 
 
+def test_with_coordinates_appends_pixel_centre_rows_and_columns():
+  x = jnp.ones((2, 4, 8, 3), jnp.bfloat16)
+  out = dfgan.with_coordinates(x)
+  assert out.shape == (2, 4, 8, 5) and out.dtype == jnp.bfloat16
+  np.testing.assert_array_equal(out[..., :3], x)
+  rows, cols = np.asarray(out[0, :, 0, 3], np.float32), np.asarray(out[0, 0, :, 4], np.float32)
+  np.testing.assert_allclose(rows, [-0.75, -0.25, 0.25, 0.75])
+  np.testing.assert_allclose(cols, np.linspace(-7 / 8, 7 / 8, 8), atol=1e-2)  # bf16
+  # Rows vary down the image only, columns across it only.
+  np.testing.assert_array_equal(out[1, :, 5, 3], out[1, :, 0, 3])
+  np.testing.assert_array_equal(out[1, 2, :, 4], out[1, 0, :, 4])
+
+
+def test_coordinates_are_all_they_add_to_dfgan_generator():
+  z, s, _ = _inputs(16)
+  g = Generator(nf=4, image_size=16, coordinates=True)
+  plain = Generator(nf=4, image_size=16)
+  params = jax.jit(g.init)(jax.random.key(0), z, s)["params"]
+  plain_params = jax.jit(plain.init)(jax.random.key(1), z, s)["params"]
+  # Each fusion has two more channels, and the convolution after it two more
+  # input rows; the shortcut does not read them.
+  block = params["block_0"]
+  assert block["conv1"]["kernel"].shape == (3, 3, 16 + 2, 8)
+  assert block["conv2"]["kernel"].shape == (3, 3, 8 + 2, 8)
+  assert block["fuse1"]["affine0"]["gamma_fc2"]["kernel"].shape == (16 + 2, 16 + 2)
+  assert block["shortcut"]["kernel"].shape == (1, 1, 16, 8)
+  # DF-GAN's params padded with zeros (the coordinates' hidden units, affines
+  # and kernel rows) give DF-GAN's images.
+  padded = jax.tree.map(
+      lambda p, c: jnp.pad(p, [(0, n - m) for m, n in zip(p.shape, c.shape)]),
+      plain_params, params)
+  np.testing.assert_allclose(g.apply({"params": padded}, z, s),
+                             plain.apply({"params": plain_params}, z, s),
+                             rtol=1e-6, atol=1e-6)
+  # From G's own initialisation (the affines the identity) they are read:
+  # without the last convolution's coordinate rows the image changes.
+  kernel = params["block_1"]["conv2"]["kernel"]
+  blind = dict(params, block_1=dict(params["block_1"], conv2=dict(
+      params["block_1"]["conv2"], kernel=kernel.at[:, :, -2:].set(0.0))))
+  assert not np.allclose(g.apply({"params": blind}, z, s), g.apply({"params": params}, z, s),
+                         atol=1e-4)
+
+
+def test_coordinates_need_dfgan():
+  with pytest.raises(ValueError, match="coordinates must be False"):
+    build_models("mlp", 16, coordinates=True)
+
+
 def test_text_stem_needs_dfgan():
   with pytest.raises(ValueError, match="text_stem must be False"):
     build_models("mlp", 16, text_stem=True)

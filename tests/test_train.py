@@ -218,14 +218,15 @@ def test_resume_checks_the_caption_queue_and_ignores_d_residual_init():
                            "runs/old")
 
 
-def test_runs_saved_before_the_text_stem_existed_resume_without_it():
+@pytest.mark.parametrize("option", ["text_stem", "coordinates"])
+def test_runs_saved_before_a_generator_option_existed_resume_without_it(option):
   from jaxgan import run as run_lib  # pylint: disable=g-import-not-at-top
   config = _config().to_dict()
-  del config["model"]["text_stem"]
+  del config["model"][option]
   saved = type(_config())(config)
-  run_lib.check_compatible(saved, _config(**{"model.text_stem": False}), "runs/old")
-  with pytest.raises(ValueError, match="model.text_stem=False"):
-    run_lib.check_compatible(saved, _config(**{"model.text_stem": True}), "runs/old")
+  run_lib.check_compatible(saved, _config(**{f"model.{option}": False}), "runs/old")
+  with pytest.raises(ValueError, match=f"model.{option}=False"):
+    run_lib.check_compatible(saved, _config(**{f"model.{option}": True}), "runs/old")
 
 
 @pytest.mark.parametrize("key,value,message", [
@@ -243,6 +244,11 @@ def test_bad_config_values_fail_at_start(tmp_path, key, value, message):
 def test_the_text_stem_needs_dfgan():
   with pytest.raises(ValueError, match="text_stem=True needs model.arch='dfgan'"):
     config_lib.validate(_config(**{"model.arch": "mlp", "model.text_stem": True}))
+
+
+def test_g_coordinates_need_dfgan():
+  with pytest.raises(ValueError, match="coordinates=True needs model.arch='dfgan'"):
+    config_lib.validate(_config(**{"model.arch": "mlp", "model.coordinates": True}))
 
 
 def test_cli_config_typo_is_one_clear_line(tmp_path):

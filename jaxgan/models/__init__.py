@@ -54,6 +54,7 @@ def build_models(arch: str, image_size: int, nf: int = 32,
                  param_dtype: Any = "float32",
                  contrastive_dim: int = 0,
                  text_stem: bool = False,
+                 coordinates: bool = False,
                  view_dim: int = 0,
                  d_residual_init: float = 0.0,
                  d_nf: int = 0,
@@ -70,6 +71,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
     contrastive_dim: DF-GAN: size of D's contrastive head (0: none); "mlp"
       has none and refuses it.
     text_stem: DF-GAN: G's 4x4 stem reads the sentence too
+      (:class:`Generator`); "mlp" refuses it.
+    coordinates: DF-GAN: G's fusions see each pixel's row and column
       (:class:`Generator`); "mlp" refuses it.
     view_dim: DF-GAN: size of D's self-supervised head (0: none; see
       :meth:`Discriminator.view_embeddings`); "mlp" has none and refuses it.
@@ -93,7 +96,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
   except TypeError as e:
     raise ValueError(f"invalid dtype {dtype!r} / {param_dtype!r}") from e
   if arch == "dfgan":
-    return (Generator(nf=nf, image_size=image_size, text_stem=text_stem, **kw),
+    return (Generator(nf=nf, image_size=image_size, text_stem=text_stem,
+                      coordinates=coordinates, **kw),
             Discriminator(nf=d_nf or nf, image_size=image_size, contrastive_dim=contrastive_dim,
                           view_dim=view_dim, residual_init=d_residual_init,
                           word_dim=word_dim, word_vocab=word_vocab, **kw))
@@ -102,6 +106,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
                      f"contrastive_dim must be 0")
   if text_stem:
     raise ValueError(f"the {arch!r} generator has no 4x4 stem; text_stem must be False")
+  if coordinates:
+    raise ValueError(f"the {arch!r} generator has no fusion blocks; coordinates must be False")
   if view_dim:
     raise ValueError(f"the {arch!r} discriminator has no self-supervised head; "
                      f"view_dim must be 0")

@@ -72,6 +72,21 @@ def _upsample2x(x: jax.Array) -> jax.Array:
   return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
+def with_coordinates(x: jax.Array) -> jax.Array:
+  """``x`` [B, H, W, C] with two more channels: each pixel's row and column.
+
+  The pixel centres' coordinates, from -1 + 1/H at the top (left) to
+  1 - 1/H at the bottom (right), so a pixel of the 2x nearest upsampling
+  keeps its parent's coordinate to within half a small pixel (CoordConv, Liu
+  et al. 2018).
+  """
+  b, h, w, _ = x.shape
+  rows = (jnp.arange(h, dtype=x.dtype) + 0.5) * (2 / h) - 1
+  cols = (jnp.arange(w, dtype=x.dtype) + 0.5) * (2 / w) - 1
+  grid = jnp.stack(jnp.meshgrid(rows, cols, indexing="ij"), axis=-1)
+  return jnp.concatenate([x, jnp.broadcast_to(grid, (b, h, w, 2))], axis=-1)
+
+
 class Conv(nn.Module):
   """``nn.Conv(features, kernel_size, padding=padding)`` on NHWC images, stride 1.
 
@@ -229,6 +244,7 @@ class GeneratorBlock(nn.Module):
 
   in_features: int
   out_features: int
+  coordinates: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -239,9 +255,16 @@ class GeneratorBlock(nn.Module):
     shortcut = x
     if self.in_features != self.out_features:
       shortcut = Conv(self.out_features, (1, 1), name="shortcut", **kw)(x)
-    h = DeepFusion(self.in_features, name="fuse1", **kw)(x, cond)
+    # With coordinates, each fusion also scales and shifts the pixels' row
+    # and column by the text: after its LeakyReLU a coordinate channel is an
+    # edge (a half-plane) that the caption places, and the convolution after
+    # it mixes edges into corners and slopes; the residual path reads them,
+    # the shortcut does not.
+    extra = 2 if self.coordinates else 0
+    add_coordinates = with_coordinates if self.coordinates else lambda h: h
+    h = DeepFusion(self.in_features + extra, name="fuse1", **kw)(add_coordinates(x), cond)
     h = UpsampleConv3x3(self.out_features, name="conv1", **kw)(h)
-    h = DeepFusion(self.out_features, name="fuse2", **kw)(h, cond)
+    h = DeepFusion(self.out_features + extra, name="fuse2", **kw)(add_coordinates(h), cond)
     h = Conv(self.out_features, (3, 3), name="conv2", **kw)(h)
     return _upsample2x(shortcut) + h
 
@@ -258,6 +281,9 @@ class Generator(nn.Module):
       The fusion blocks' affines scale and shift every pixel alike, so without
       it where things go can only come from the noise's layout; with it the
       caption lays out the 4x4 map that the blocks refine.
+    coordinates: every block's fusions also see each pixel's row and column
+      (:func:`with_coordinates`), so the text can place edges, where DF-GAN's
+      affines alone give it no handle on where a pixel is.
     dtype: compute dtype.
     param_dtype: parameter dtype.
 
@@ -267,6 +293,7 @@ class Generator(nn.Module):
   nf: int = 32
   image_size: int = 64
   text_stem: bool = False
+  coordinates: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -298,7 +325,8 @@ class Generator(nn.Module):
     x = nn.Dense(4 * 4 * widths[0], name="fc", **kw)(cond if self.text_stem else z)
     x = x.reshape(z.shape[0], 4, 4, widths[0])
     for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
-      x = GeneratorBlock(cin, cout, name=f"block_{i}", **kw)(x, cond)
+      x = GeneratorBlock(cin, cout, coordinates=self.coordinates, name=f"block_{i}",
+                         **kw)(x, cond)
     x = nn.leaky_relu(x, 0.2)
     x = Conv(3, (3, 3), name="to_rgb", **kw)(x)
     # tanh in float32: bf16 would quantise the image before it is returned.
