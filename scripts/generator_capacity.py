@@ -55,11 +55,7 @@ DATA_SEED = 20261203  # other examples than evaluate.py's and the probe's
 def render(split: str, image_size: int, count: int,
            offset: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
   """``count`` one-object renders (uint8) from ``offset`` on, and their attributes."""
-  source = shapes.ShapesSource(split, image_size=image_size, num_examples=offset + count,
-                               seed=DATA_SEED, max_objects=1)
-  items = [source[i] for i in range(offset, offset + count)]
-  images = np.stack([item["image"] for item in items])
-  return images, probe_lib.stack_attributes([item["attributes"] for item in items])
+  return probe_lib.render_examples(split, image_size, offset, count, DATA_SEED, max_objects=1)
 
 
 def condition(attributes: dict[str, np.ndarray]) -> np.ndarray:

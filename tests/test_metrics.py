@@ -201,6 +201,14 @@ def test_tiny_probe_beats_chance(tiny_probe):
     assert acc["num_objects"] > 0.75, acc
 
 
+def test_render_examples_can_keep_to_one_object():
+  _, attributes = probe_lib.render_examples("train", 16, 0, 40, seed=3, max_objects=1)
+  np.testing.assert_array_equal(attributes["num_objects"], 1)
+  np.testing.assert_array_equal(attributes["shape"][:, 1], -1)  # no second object
+  _, attributes = probe_lib.render_examples("train", 16, 0, 40, seed=3)
+  assert np.any(attributes["num_objects"] == 2)
+
+
 def test_probe_cache_roundtrip(tiny_probe, probe_cache):
   path = probe_lib.cache_path(16, probe_lib.TINY_SETTINGS, probe_cache)
   assert os.path.exists(path)

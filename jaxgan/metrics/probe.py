@@ -393,11 +393,11 @@ class Probe:
     return accuracy(self.predict(images), attributes)
 
 
-def render_examples(split: str, image_size: int, start: int, count: int,
-                    seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def render_examples(split: str, image_size: int, start: int, count: int, seed: int,
+                    max_objects: int = 2) -> tuple[np.ndarray, dict[str, np.ndarray]]:
   """Real renders (with the source's jitter) and their attributes."""
-  source = shapes.ShapesSource(split, image_size=image_size,
-                               num_examples=start + count, seed=seed)
+  source = shapes.ShapesSource(split, image_size=image_size, num_examples=start + count,
+                               seed=seed, max_objects=max_objects)
   items = [source[i] for i in range(start, start + count)]
   images = np.stack([item["image"] for item in items])
   return images, stack_attributes([item["attributes"] for item in items])
