@@ -132,7 +132,8 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
 # this value.
 _ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1, "data.seed": None,
                "data.workers": 0, "model.contrastive_dim": 0,
-               "model.text_stem": False, "model.coordinates": False, "loss.mismatch": "roll", "model.view_dim": 0,
+               "model.text_stem": False, "model.coordinates": False,
+               "loss.mismatch": "roll", "model.view_dim": 0,
                "model.d_residual_init": 0.0, "model.d_nf": 0,
                "model.word_dim": 0}
 

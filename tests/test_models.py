@@ -216,11 +216,14 @@ def test_with_coordinates_appends_pixel_centre_rows_and_columns():
   assert out.shape == (2, 4, 8, 5) and out.dtype == jnp.bfloat16
   np.testing.assert_array_equal(out[..., :3], x)
   rows, cols = np.asarray(out[0, :, 0, 3], np.float32), np.asarray(out[0, 0, :, 4], np.float32)
-  np.testing.assert_allclose(rows, [-0.75, -0.25, 0.25, 0.75])
-  np.testing.assert_allclose(cols, np.linspace(-7 / 8, 7 / 8, 8), atol=1e-2)  # bf16
+  np.testing.assert_array_equal(rows, [-0.75, -0.25, 0.25, 0.75])
+  np.testing.assert_array_equal(cols, np.linspace(-7 / 8, 7 / 8, 8))
   # Rows vary down the image only, columns across it only.
   np.testing.assert_array_equal(out[1, :, 5, 3], out[1, :, 0, 3])
   np.testing.assert_array_equal(out[1, 2, :, 4], out[1, 0, :, 4])
+  # At 256 px in bf16 every column still has its own coordinate.
+  wide = dfgan.with_coordinates(jnp.zeros((1, 1, 256, 1), jnp.bfloat16))
+  assert len(np.unique(np.asarray(wide[0, 0, :, 2], np.float32))) == 256
 
 
 def test_coordinates_are_all_they_add_to_dfgan_generator():
@@ -253,9 +256,16 @@ def test_coordinates_are_all_they_add_to_dfgan_generator():
                          atol=1e-4)
 
 
-def test_coordinates_need_dfgan():
+def test_coordinates_need_dfgan_and_a_runs_config_reaches_them():
   with pytest.raises(ValueError, match="coordinates must be False"):
     build_models("mlp", 16, coordinates=True)
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  from jaxgan import data, run as run_lib, text  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  config.model.coordinates = True
+  source = data.build_source(config)
+  tokenizer = text.build_tokenizer(config.text, data.vocabulary_captions(source, 50))
+  assert run_lib.build_gan(config, tokenizer)[0].generator.coordinates
 
 
 def test_text_stem_needs_dfgan():
@@ -417,17 +427,28 @@ class _ReferenceBlock(nn.Module):
 
 
 class _DFGANGeneratorBlock(_ReferenceBlock):
-  """DF-GAN's generator block as the paper writes it: upsample, then layers."""
+  """DF-GAN's generator block as the paper writes it: upsample, then layers.
+
+  With ``coordinates`` (not DF-GAN's), the first fusion reads the small
+  image's coordinates upsampled with it, the second the output pixels' own.
+  """
+
+  coordinates: bool = False
 
   @nn.compact
   def __call__(self, x, cond):
-    x = dfgan._upsample2x(x)  # pylint: disable=protected-access
-    shortcut = x
+    upsample = dfgan._upsample2x  # pylint: disable=protected-access
+    shortcut = upsample(x)
     if self.in_features != self.out_features:
-      shortcut = nn.Conv(self.out_features, (1, 1), name="shortcut")(x)
-    h = dfgan.DeepFusion(self.in_features, name="fuse1")(x, cond)
+      shortcut = nn.Conv(self.out_features, (1, 1), name="shortcut")(shortcut)
+    extra = 2 if self.coordinates else 0
+    if self.coordinates:
+      x = dfgan.with_coordinates(x)
+    h = dfgan.DeepFusion(self.in_features + extra, name="fuse1")(upsample(x), cond)
     h = nn.Conv(self.out_features, (3, 3), name="conv1")(h)
-    h = dfgan.DeepFusion(self.out_features, name="fuse2")(h, cond)
+    if self.coordinates:
+      h = dfgan.with_coordinates(h)
+    h = dfgan.DeepFusion(self.out_features + extra, name="fuse2")(h, cond)
     h = nn.Conv(self.out_features, (3, 3), name="conv2")(h)
     return shortcut + h
 
@@ -474,13 +495,15 @@ def test_upsample_conv_is_the_convolution_of_the_upsampled_image():
 
 
 @pytest.mark.slow  # the blocks alone are compared in the default stage (below)
-@pytest.mark.parametrize("size,nf", [(16, 8), (32, 4)])
-def test_blocks_compute_dfgans_functions(monkeypatch, size, nf):
+@pytest.mark.parametrize("size,nf,coordinates", [(16, 8, False), (32, 4, False),
+                                                 (16, 8, True)])
+def test_blocks_compute_dfgans_functions(monkeypatch, size, nf, coordinates):
   """G and D with their reordered blocks (layers that commute with resampling
   run on the small image) against the blocks as DF-GAN writes them, with the
   same params: outputs, params' gradients, and D's second order (the MA-GP)."""
   z, s, x = _inputs(size)
-  g, d = Generator(nf=nf, image_size=size), Discriminator(nf=nf, image_size=size)
+  g = Generator(nf=nf, image_size=size, coordinates=coordinates)
+  d = Discriminator(nf=nf, image_size=size)
   gp = _perturb(g.init(jax.random.key(1), z, s)["params"], jax.random.key(2), "fc2", 0.3)
   dp = _perturb(d.init(jax.random.key(3), x, s)["params"], jax.random.key(4), "gamma", 0.5)
 
@@ -507,14 +530,17 @@ def test_blocks_compute_dfgans_functions(monkeypatch, size, nf):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5 * float(jnp.max(jnp.abs(b))))
 
 
-@pytest.mark.parametrize("cin,cout", [(8, 8), (8, 4)])
-def test_blocks_alone_compute_dfgans_functions(cin, cout):
+@pytest.mark.parametrize("cin,cout,coordinates", [(8, 8, False), (8, 4, False),
+                                                 (8, 4, True)])
+def test_blocks_alone_compute_dfgans_functions(cin, cout, coordinates):
   """G's and D's blocks against DF-GAN's order: with an identity shortcut (the
-  widest levels) and with a 1x1 one; params, init, values and gradients."""
+  widest levels) and with a 1x1 one, G with and without coordinates; params,
+  init, values and gradients."""
   x = jax.random.normal(jax.random.key(0), (2, 4, 4, cin))
   cond = jax.random.normal(jax.random.key(1), (2, 6))
   for ours, theirs, args in (
-      (dfgan.GeneratorBlock(cin, cout), _DFGANGeneratorBlock(cin, cout), (x, cond)),
+      (dfgan.GeneratorBlock(cin, cout, coordinates=coordinates),
+       _DFGANGeneratorBlock(cin, cout, coordinates=coordinates), (x, cond)),
       (dfgan.DiscriminatorBlock(cin, cout), _DFGANDiscriminatorBlock(cin, cout), (x,))):
     params = ours.init(jax.random.key(2), *args)["params"]
     jax.tree.map(np.testing.assert_array_equal, params,

@@ -246,7 +246,7 @@ def test_the_text_stem_needs_dfgan():
     config_lib.validate(_config(**{"model.arch": "mlp", "model.text_stem": True}))
 
 
-def test_g_coordinates_need_dfgan():
+def test_the_coordinates_need_dfgan():
   with pytest.raises(ValueError, match="coordinates=True needs model.arch='dfgan'"):
     config_lib.validate(_config(**{"model.arch": "mlp", "model.coordinates": True}))
 

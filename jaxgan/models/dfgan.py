@@ -75,15 +75,16 @@ def _upsample2x(x: jax.Array) -> jax.Array:
 def with_coordinates(x: jax.Array) -> jax.Array:
   """``x`` [B, H, W, C] with two more channels: each pixel's row and column.
 
-  The pixel centres' coordinates, from -1 + 1/H at the top (left) to
-  1 - 1/H at the bottom (right), so a pixel of the 2x nearest upsampling
-  keeps its parent's coordinate to within half a small pixel (CoordConv, Liu
-  et al. 2018).
+  The pixel centres' coordinates (CoordConv, Liu et al. 2018): rows from
+  -1 + 1/H at the top to 1 - 1/H at the bottom, columns from -1 + 1/W at the
+  left to 1 - 1/W at the right, so a pixel of the 2x nearest upsampling keeps
+  its parent's coordinate to within half a small pixel. Computed in float32
+  and cast once (bf16 cannot count past 256 in halves).
   """
   b, h, w, _ = x.shape
-  rows = (jnp.arange(h, dtype=x.dtype) + 0.5) * (2 / h) - 1
-  cols = (jnp.arange(w, dtype=x.dtype) + 0.5) * (2 / w) - 1
-  grid = jnp.stack(jnp.meshgrid(rows, cols, indexing="ij"), axis=-1)
+  rows = (jnp.arange(h, dtype=jnp.float32) + 0.5) * (2 / h) - 1
+  cols = (jnp.arange(w, dtype=jnp.float32) + 0.5) * (2 / w) - 1
+  grid = jnp.stack(jnp.meshgrid(rows, cols, indexing="ij"), axis=-1).astype(x.dtype)
   return jnp.concatenate([x, jnp.broadcast_to(grid, (b, h, w, 2))], axis=-1)
 
 
@@ -240,6 +241,8 @@ class GeneratorBlock(nn.Module):
   Same params, same function: the shortcut and the first fusion do a quarter
   of their work, the first convolution 45-69% of it (less in the larger
   blocks); about 303 M instead of 444 M multiply-adds per 64x64 image at nf 32.
+  With ``coordinates`` the upsample-first block it equals appends the small
+  image's coordinates before upsampling (:func:`with_coordinates`).
   """
 
   in_features: int
@@ -256,12 +259,14 @@ class GeneratorBlock(nn.Module):
     if self.in_features != self.out_features:
       shortcut = Conv(self.out_features, (1, 1), name="shortcut", **kw)(x)
     # With coordinates, each fusion also scales and shifts the pixels' row
-    # and column by the text: after its LeakyReLU a coordinate channel is an
-    # edge (a half-plane) that the caption places, and the convolution after
-    # it mixes edges into corners and slopes; the residual path reads them,
-    # the shortcut does not.
+    # and column by the text: after its LeakyReLU a coordinate channel is a
+    # ramp that bends at a row (column) the caption picks, and the
+    # convolution after it mixes those into edges and corners. fuse1 runs on
+    # the small image, so it sees the block input's coordinates (each shared
+    # by the 2x2 pixels it becomes), fuse2 the output pixels' own. The
+    # residual path reads them, the shortcut does not.
     extra = 2 if self.coordinates else 0
-    add_coordinates = with_coordinates if self.coordinates else lambda h: h
+    add_coordinates = with_coordinates if self.coordinates else lambda v: v
     h = DeepFusion(self.in_features + extra, name="fuse1", **kw)(add_coordinates(x), cond)
     h = UpsampleConv3x3(self.out_features, name="conv1", **kw)(h)
     h = DeepFusion(self.out_features + extra, name="fuse2", **kw)(add_coordinates(h), cond)
@@ -281,9 +286,10 @@ class Generator(nn.Module):
       The fusion blocks' affines scale and shift every pixel alike, so without
       it where things go can only come from the noise's layout; with it the
       caption lays out the 4x4 map that the blocks refine.
-    coordinates: every block's fusions also see each pixel's row and column
-      (:func:`with_coordinates`), so the text can place edges, where DF-GAN's
-      affines alone give it no handle on where a pixel is.
+    coordinates: every block's fusions also see the pixels' rows and columns
+      (:func:`with_coordinates`; the first fusion at the block's input
+      resolution), so the text can place edges, where DF-GAN's affines alone
+      give it no handle on where a pixel is.
     dtype: compute dtype.
     param_dtype: parameter dtype.
 
@@ -619,5 +625,5 @@ def _unit(x: jax.Array) -> jax.Array:
 __all__ = [
     "Conv", "Affine", "DeepFusion", "GeneratorBlock", "Generator", "Downsample4x4",
     "DiscriminatorBlock", "Discriminator", "channel_widths",
-    "check_image_size",
+    "check_image_size", "with_coordinates",
 ]
