@@ -160,6 +160,7 @@ def main():
   # DF-GAN's own step: no contrastive head (configs/base.py adds one).
   config.model.contrastive_dim, config.loss.contrastive_weight = 0, 0.0
   config.model.d_residual_init = 0.0  # DF-GAN's
+  config.model.coordinates = False  # DF-GAN's
   batches, _ = train_throughput.prepare_batches(config, 2)
   step = train_throughput.CompiledStep(config, batches)
   ops = classify_instructions(step.hlo_text())

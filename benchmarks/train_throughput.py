@@ -141,9 +141,11 @@ def main():
   config.text.adapter = args.text == "minilm" and not args.no_adapter
   config.text.max_length = 32 if args.text == "minilm" else config.text.max_length
   if not args.contrastive:
-    # DF-GAN's own step: no contrastive head, D's gammas starting at 0.
+    # DF-GAN's own step: no contrastive head, D's gammas starting at 0, no
+    # coordinate channels in G.
     config.model.contrastive_dim, config.loss.contrastive_weight = 0, 0.0
     config.model.d_residual_init = 0.0
+    config.model.coordinates = False
 
   batches, pipeline_img_s = prepare_batches(config, 8)
 
@@ -176,6 +178,7 @@ def main():
     config.model.arch, config.loss.kind, config.loss.ma_gp_weight = "mlp", "bce", 0.0
     config.model.contrastive_dim, config.loss.contrastive_weight = 0, 0.0
     config.model.d_residual_init = 0.0  # the MLP's D has no residual blocks
+    config.model.coordinates = False  # nor its G fusion blocks
     baseline = measure(config, batches, args.steps)
     print(f"MLP GAN baseline:     {baseline['img_s']:8.1f} img/s  "
           f"(DF-GAN / baseline = {result['img_s'] / baseline['img_s']:.3f})")

@@ -241,6 +241,7 @@ def main() -> None:
   # DF-GAN's own step: no contrastive head (configs/base.py adds one).
   config.model.contrastive_dim, config.loss.contrastive_weight = 0, 0.0
   config.model.d_residual_init = 0.0  # DF-GAN's (the PyTorch networks' too)
+  config.model.coordinates = False  # likewise
   batches, _ = train_throughput.prepare_batches(config, 4)
 
   ours = train_throughput.CompiledStep(config, batches)

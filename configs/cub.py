@@ -41,6 +41,8 @@ def get_config() -> ml_collections.ConfigDict:
   # DF-GAN's: D's residual gammas start at 0 (the shapes default's 1 was
   # measured on shapes only).
   config.model.d_residual_init = 0.0
+  # DF-GAN's generator: no coordinate channels (likewise measured on shapes only).
+  config.model.coordinates = False
   config.log_every = 100
   config.checkpoint_every = 2000
   config.sample_every = 2000
