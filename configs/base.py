@@ -13,10 +13,11 @@ keep improving the images. On an accelerator, raise ``image_size`` to 64 or
 Expected on a 2-core CPU (README, "Results" and "Benchmarks"): the 10,000
 steps took 1 h 28 min on an idle machine of an earlier session and 51 min 58 s
 on a later, faster one (this config, timed once); then the background follows
-the caption 99.5-100% of the time, the object is in the right grid cell 79-84%
+the caption 99.5-100% of the time, the object is in the right grid cell 78-86%
 of the time and has the right colour 62.5-68% of the time, and its shape is
-not learned yet (two runs of this config; the two runs before D's gammas
-started at 1 gave colour 61-68.5%, position 77.5-84%).
+not learned yet (one run of this config, with G's coordinates, and two runs
+before them; the two runs before D's gammas started at 1 gave colour
+61-68.5%, position 77.5-84%).
 """
 
 import ml_collections
@@ -75,10 +76,13 @@ def get_config() -> ml_collections.ConfigDict:
   # False: DF-GAN's noise-only stem. See models/dfgan.py's Generator. (In a
   # 3,000-step trial it did not place objects sooner: README, "Results".)
   config.model.text_stem = False
-  # True: G's fusion blocks also see each pixel's row and column (CoordConv),
+  # True: G's fusion blocks also see the pixels' rows and columns (CoordConv),
   # so the caption can place edges and corners, where DF-GAN's affines scale
-  # and shift every pixel alike. See models/dfgan.py's GeneratorBlock.
-  config.model.coordinates = False
+  # and shift every pixel alike (models/dfgan.py's GeneratorBlock). In the
+  # default run objects were placed and coloured about 2,000 steps sooner and
+  # the 10,000-step images were closer to real ones, with the same alignment
+  # at the end (README, "Results"). False: DF-GAN's generator.
+  config.model.coordinates = True
   # D's image-sentence projection head for the contrastive loss; 0 = none.
   config.model.contrastive_dim = 256
   # D's self-supervised head (loss.view_contrastive_weight); 0 = none.
