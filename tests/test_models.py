@@ -210,6 +210,17 @@ def test_text_stem_lets_the_sentence_lay_out_the_image_from_init():
                              rtol=1e-6, atol=1e-6)
 
 
+def _gan_of_tiny_config(**model_settings):
+  """The GanModels that run.build_gan makes of configs/tiny.py with these model.* values."""
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  from jaxgan import data, run as run_lib, text  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  config.model.update(model_settings)
+  source = data.build_source(config)
+  tokenizer = text.build_tokenizer(config.text, data.vocabulary_captions(source, 50))
+  return run_lib.build_gan(config, tokenizer)[0]
+
+
 def test_with_coordinates_appends_pixel_centre_rows_and_columns():
   x = jnp.ones((2, 4, 8, 3), jnp.bfloat16)
   out = dfgan.with_coordinates(x)
@@ -259,13 +270,8 @@ def test_coordinates_are_all_they_add_to_dfgan_generator():
 def test_coordinates_need_dfgan_and_a_runs_config_reaches_them():
   with pytest.raises(ValueError, match="coordinates must be False"):
     build_models("mlp", 16, coordinates=True)
-  from configs import tiny  # pylint: disable=g-import-not-at-top
-  from jaxgan import data, run as run_lib, text  # pylint: disable=g-import-not-at-top
-  config = tiny.get_config()
-  config.model.coordinates = True
-  source = data.build_source(config)
-  tokenizer = text.build_tokenizer(config.text, data.vocabulary_captions(source, 50))
-  assert run_lib.build_gan(config, tokenizer)[0].generator.coordinates
+  assert _gan_of_tiny_config(coordinates=True).generator.coordinates
+  assert not _gan_of_tiny_config(coordinates=False).generator.coordinates
 
 
 def test_text_stem_needs_dfgan():
@@ -312,13 +318,7 @@ def test_residual_init_starts_d_with_its_nonlinear_branches_open():
   assert (generator.nf, discriminator.nf) == (4, 8)
   assert build_models("dfgan", 16, nf=4)[1].nf == 4
   # And a run's config reaches it.
-  from configs import tiny  # pylint: disable=g-import-not-at-top
-  from jaxgan import data, run as run_lib, text  # pylint: disable=g-import-not-at-top
-  config = tiny.get_config()
-  config.model.d_residual_init = 0.5
-  source = data.build_source(config)
-  tokenizer = text.build_tokenizer(config.text, data.vocabulary_captions(source, 50))
-  assert run_lib.build_gan(config, tokenizer)[0].discriminator.residual_init == 0.5
+  assert _gan_of_tiny_config(d_residual_init=0.5).discriminator.residual_init == 0.5
 
 
 def test_discriminator_features_logits_compose_and_use_text(dfgan16):

@@ -241,14 +241,10 @@ def test_bad_config_values_fail_at_start(tmp_path, key, value, message):
     train_and_evaluate(_config(**{key: value}), str(tmp_path / "run"))
 
 
-def test_the_text_stem_needs_dfgan():
-  with pytest.raises(ValueError, match="text_stem=True needs model.arch='dfgan'"):
-    config_lib.validate(_config(**{"model.arch": "mlp", "model.text_stem": True}))
-
-
-def test_the_coordinates_need_dfgan():
-  with pytest.raises(ValueError, match="coordinates=True needs model.arch='dfgan'"):
-    config_lib.validate(_config(**{"model.arch": "mlp", "model.coordinates": True}))
+@pytest.mark.parametrize("option", ["text_stem", "coordinates"])
+def test_generator_options_need_dfgan(option):
+  with pytest.raises(ValueError, match=f"{option}=True needs model.arch='dfgan'"):
+    config_lib.validate(_config(**{"model.arch": "mlp", f"model.{option}": True}))
 
 
 def test_cli_config_typo_is_one_clear_line(tmp_path):
