@@ -289,6 +289,17 @@ def test_alignment_on_real_renders_is_the_probe_accuracy(tiny_probe):
     for name, value in expected.items():
       assert report[f"real/{split}/{name}"] == value
       assert report[f"align/{split}/{name}"] == value
+    # Object 1's scores over the prompts of one and of two objects: each is
+    # the probe's accuracy on that subset alone.
+    num_objects = es.attributes["num_objects"]
+    assert set(num_objects.tolist()) == {1, 2}
+    for n in (1, 2):
+      picked = num_objects == n
+      subset = tiny_probe.evaluate(real[split][picked],
+                                   {k: v[picked] for k, v in es.attributes.items()})
+      for name in alignment.OBJECT_1_ATTRIBUTES + ("all_correct",):
+        assert report[f"align/{split}/{n}_objects/{name}"] == subset[name]
+    assert not any(k.startswith(f"align/{split}/3_objects") for k in report)
 
 
 # ---------------------------------------------------------------------------
@@ -423,6 +434,7 @@ def test_evaluate_writes_metrics(tiny_run, tiny_probe, monkeypatch, capsys):
   assert evaluate.main(["--workdir", tiny_run, "--num-prompts", "12"]) == 0
   out = capsys.readouterr().out
   assert "all_correct" in out and "Fréchet" in out
+  assert "by the prompt's number of objects" in out
   with open(os.path.join(tiny_run, "metrics.jsonl")) as f:
     lines = [json.loads(line) for line in f]
   assert len(lines) == 2 and lines[0] == earlier

@@ -68,6 +68,8 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
   * ``align/{split}/{attribute}`` and ``align/{split}/all_correct``: the probe's
     reading of the generated images against the prompts' attributes;
     ``real/...``, the same for real renders of those attributes (the ceiling).
+    ``align/{split}/{n}_objects/...``: object 1's attributes and
+    ``all_correct`` over the prompts of ``n`` objects only.
   * ``fd_probe/{split}``, ``fd_probe/all``: Fréchet distance between probe
     features of generated and real images; ``fd_probe_floor/...``, the same
     between two sets of real renders (what a perfect generator would get).
@@ -220,6 +222,16 @@ def format_table(result: dict[str, Any]) -> str:
       value = result.get(f"{prefix}/{row}")
       cells.append(f"{value:>14.3f}" if value is not None else f"{'-':>14}")
     lines.append(f"{row:<14}" + "".join(cells))
+  by_objects = [(f"{split} {n} obj", f"align/{split}/{n}_objects")
+                for split in ("train", "holdout") for n in (1, 2)
+                if f"align/{split}/{n}_objects/all_correct" in result]
+  if by_objects:
+    lines.append("")
+    lines.append("generated, object 1, by the prompt's number of objects")
+    lines.append(f"{'attribute':<14}" + "".join(f"{title:>14}" for title, _ in by_objects))
+    for row in alignment_lib.OBJECT_1_ATTRIBUTES + ("all_correct",):
+      lines.append(f"{row:<14}" + "".join(f"{result[f'{prefix}/{row}']:>14.3f}"
+                                         for _, prefix in by_objects))
   lines.append("")
   lines.append(f"{'Fréchet (probe)':<16}{'generated':>12}{'real floor':>12}")
   for group in ("train", "holdout", "all"):

@@ -81,9 +81,15 @@ def eval_sets(num_prompts: int = 200, seed: int = EVAL_SEED) -> dict[str, EvalSe
   return {split: eval_set(split, num_prompts, seed) for split in shapes.SPLITS}
 
 
+# Object 1's attributes, reported apart for prompts of one and of two objects
+# (``{n}_objects/{attribute}``): with two, the model must bind each colour,
+# shape and size to its own place, which a sentence-wide condition can blur.
+OBJECT_1_ATTRIBUTES = tuple(f"{a}_1" for a in probe_lib.SLOT_ATTRIBUTES)
+
+
 def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarray]
               ) -> dict[str, float]:
-  """Per-attribute accuracy (see :data:`probe.ATTRIBUTES`) and ``all_correct``.
+  """Per-attribute accuracy, overall and by the prompts' number of objects.
 
   Args:
     probe: the judge.
@@ -91,9 +97,21 @@ def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarra
     attributes: what each image should show (caption slot order).
 
   Returns:
-    Fractions in [0, 1].
+    Fractions in [0, 1]: every name in :data:`probe.ATTRIBUTES` and
+    ``all_correct``, over all images; and ``{n}_objects/{name}`` for the names
+    in :data:`OBJECT_1_ATTRIBUTES` and ``all_correct``, over the images whose
+    prompt has ``n`` objects (for each ``n`` present).
   """
-  return probe.evaluate(images, attributes)
+  predicted = probe.predict(images)
+  result = probe_lib.accuracy(predicted, attributes)
+  num_objects = np.asarray(attributes["num_objects"])
+  for n in np.unique(num_objects).tolist():
+    picked = num_objects == n
+    subset = probe_lib.accuracy({k: v[picked] for k, v in predicted.items()},
+                                {k: np.asarray(v)[picked] for k, v in attributes.items()})
+    for k in OBJECT_1_ATTRIBUTES + ("all_correct",):
+      result[f"{n}_objects/{k}"] = subset[k]
+  return result
 
 
 def alignment_report(probe: probe_lib.Probe, sets: Mapping[str, EvalSet],
@@ -111,9 +129,9 @@ def alignment_report(probe: probe_lib.Probe, sets: Mapping[str, EvalSet],
       here when None.
 
   Returns:
-    Flat dict: ``align/{split}/{attribute}`` for generated images and
-    ``real/{split}/{attribute}`` for the ceiling, attributes as in
-    :data:`probe.ATTRIBUTES` plus ``all_correct``.
+    Flat dict: ``align/{split}/{name}`` for generated images and
+    ``real/{split}/{name}`` for the ceiling, names as :func:`alignment` gives
+    (``shape_1``, ..., ``all_correct``, ``2_objects/colour_1``, ...).
   """
   report = {}
   for split, es in sets.items():
