@@ -1,7 +1,8 @@
 """Can G's architecture draw the ``shapes`` attributes when it is told them?
 
     python scripts/generator_capacity.py [--image_size 32] [--nf 16]
-        [--text_stem] [--coordinates] [--steps 3000]
+        [--text_stem] [--coordinates] [--word_attention 64] [--max_objects 2]
+        [--steps 3000]
 
 The generator-side twin of ``scripts/discriminator_capacity.py``. Trains a
 fresh DF-GAN generator, by default of ``configs/base.py``'s size, to redraw
@@ -17,6 +18,14 @@ attribute back from G's images of 1,000 unseen renders of the training
 combinations and 1,000 of the held-out ones (chance: 1/8 shape, 1/10 colour,
 1/3 size, 1/9 position, 1/6 background), and the probe's reading of the real
 renders as the ceiling.
+
+``--max_objects 2`` draws one- and two-object renders (object 2's attributes
+join the "sentence", 66 numbers) and adds, over the two-object images, object
+1's attributes and how often both objects have their own colours: whether
+the architecture can bind a colour to a place, which the GAN-trained default
+seldom does (README, "Where the misses are"). ``--word_attention`` gives G
+the condition as "words" too, one per object and one for the background, for
+its per-pixel attention (``Generator.word_attention``).
 
 A GAN-trained G whose shapes stay at chance while D reads them
 (``scripts/discriminator_reads.py``) is told apart: the architecture cannot
@@ -52,20 +61,51 @@ CONDITION_CLASSES = {"shape": len(shapes.SHAPES), "colour": len(shapes.COLOURS),
 DATA_SEED = 20261203  # other examples than evaluate.py's and the probe's
 
 
-def render(split: str, image_size: int, count: int,
-           offset: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-  """``count`` one-object renders (uint8) from ``offset`` on, and their attributes."""
-  return probe_lib.render_examples(split, image_size, offset, count, DATA_SEED, max_objects=1)
+OBJECT_CLASSES = {k: v for k, v in CONDITION_CLASSES.items() if k != "background"}
 
 
-def condition(attributes: dict[str, np.ndarray]) -> np.ndarray:
-  """[N, 36] float32: one-hot object-1 attributes and background."""
-  blocks = []
-  for name, classes in CONDITION_CLASSES.items():
-    values = attributes[name]
-    values = values[:, 0] if values.ndim == 2 else values
-    blocks.append(np.eye(classes, dtype=np.float32)[values])
+def render(split: str, image_size: int, count: int, offset: int,
+           max_objects: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+  """``count`` renders (uint8) from ``offset`` on, and their attributes."""
+  return probe_lib.render_examples(split, image_size, offset, count, DATA_SEED,
+                                   max_objects=max_objects)
+
+
+def _one_hot(values: np.ndarray, classes: int) -> np.ndarray:
+  """One-hot float32; -1 (no such object) gives zeros."""
+  return np.eye(classes + 1, dtype=np.float32)[np.where(values < 0, classes, values)][..., :-1]
+
+
+def _object(attributes: dict[str, np.ndarray], slot: int) -> np.ndarray:
+  """[N, 30]: one object's one-hot shape, colour, size and grid cell (zeros if absent)."""
+  return np.concatenate([_one_hot(attributes[name][:, slot], classes)
+                         for name, classes in OBJECT_CLASSES.items()], axis=-1)
+
+
+def condition(attributes: dict[str, np.ndarray], max_objects: int = 1) -> np.ndarray:
+  """[N, 36] (one object) or [N, 66] float32: the objects' one-hot
+  attributes, then the background's."""
+  blocks = [_object(attributes, slot) for slot in range(max_objects)]
+  blocks.append(_one_hot(attributes["background"], CONDITION_CLASSES["background"]))
   return np.concatenate(blocks, axis=-1)
+
+
+def words(attributes: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+  """The condition as "words" for G's word attention: one per object and one
+  for the background, each [slot one-hot (3), object attributes (30),
+  background (6)]; [N, 3, 39] and a mask [N, 3] (False: no second object)."""
+  n = len(attributes["background"])
+  background = _one_hot(attributes["background"], CONDITION_CLASSES["background"])
+  tokens = []
+  for slot in range(3):
+    slot_code = np.broadcast_to(np.eye(3, dtype=np.float32)[slot], (n, 3))
+    if slot < 2:
+      parts = [slot_code, _object(attributes, slot), np.zeros_like(background)]
+    else:
+      parts = [slot_code, np.zeros((n, 30), np.float32), background]
+    tokens.append(np.concatenate(parts, axis=-1))
+  mask = np.stack([np.ones(n, bool), attributes["num_objects"] == 2, np.ones(n, bool)], axis=1)
+  return np.stack(tokens, axis=1), mask
 
 
 def object_weights(images: np.ndarray, attributes: dict[str, np.ndarray], weight: float,
@@ -89,13 +129,25 @@ def object_weights(images: np.ndarray, attributes: dict[str, np.ndarray], weight
 
 def scores(probe, images: np.ndarray, attributes: dict[str, np.ndarray]) -> dict:
   """How often the probe reads each conditioned attribute (object 1's, the
-  background) back from ``images``, and the shape per object size."""
-  table = probe_lib.correct_table(probe.predict(images), attributes)
+  background) back from ``images``, the shape per object size, and with two
+  objects: object 1's attributes on the two-object images, and how often both
+  objects have their own colour where they differ."""
+  predicted = probe.predict(images)
+  table = probe_lib.correct_table(predicted, attributes)
   result = {name: round(float(np.mean(table[name if name == "background" else f"{name}_1"])), 3)
             for name in CONDITION_CLASSES}
   sizes = attributes["size"][:, 0]
   result["shape_by_size"] = {size: round(float(np.mean(table["shape_1"][sizes == i])), 3)
                              for i, size in enumerate(shapes.SIZES)}
+  two = attributes["num_objects"] == 2
+  if two.any():
+    result["two_objects"] = {name: round(float(np.mean(table[f"{name}_1"][two])), 3)
+                             for name in OBJECT_CLASSES}
+    colours = attributes["colour"]
+    asked = two & (colours[:, 0] != colours[:, 1])
+    aligned = probe_lib.align_slots(predicted, attributes)["colour"]
+    result["two_objects"]["both_colours"] = round(
+        float(np.mean(np.all(aligned[asked] == colours[asked], axis=1))), 3)
   return result
 
 
@@ -109,6 +161,13 @@ def main():
                       help="G's 4x4 stem reads the condition too (model.text_stem)")
   parser.add_argument("--coordinates", action="store_true",
                       help="G's fusions see each pixel's row and column (model.coordinates)")
+  parser.add_argument("--word_attention", type=int, default=0,
+                      help="G's per-pixel attention over the condition's 'words' (one per "
+                           "object, one for the background) of this width "
+                           "(Generator.word_attention); 0: none")
+  parser.add_argument("--max_objects", type=int, default=1, choices=(1, 2),
+                      help="2: one- and two-object renders (object 2's attributes join "
+                           "the condition), to test binding each colour to its place")
   parser.add_argument("--steps", type=int, default=3000)
   parser.add_argument("--every", type=int, default=500)
   parser.add_argument("--batch_size", type=int, default=64)
@@ -128,22 +187,25 @@ def main():
 
   probe = probe_lib.load_probe(args.image_size, log=print)
   g = Generator(nf=args.nf, image_size=args.image_size, text_stem=args.text_stem,
-                coordinates=args.coordinates)
-  train_images, train_attributes = render("train", args.image_size, args.train, 0)
-  train_condition = condition(train_attributes)
+                coordinates=args.coordinates, word_attention=args.word_attention)
+  train_images, train_attributes = render("train", args.image_size, args.train, 0,
+                                          args.max_objects)
+  train_condition = condition(train_attributes, args.max_objects)
+  train_words, train_word_mask = words(train_attributes)
   # Unseen renders of the training combinations, and the held-out split's
   # (shape, colour) pairs, which training never saw together.
-  tests = {"train": render("train", args.image_size, args.test, args.train),
-           "holdout": render("holdout", args.image_size, args.test, 0)}
+  tests = {"train": render("train", args.image_size, args.test, args.train, args.max_objects),
+           "holdout": render("holdout", args.image_size, args.test, 0, args.max_objects)}
   ceiling = {split: scores(probe, *test) for split, test in tests.items()}
 
   key = jax.random.key(0)
-  params = g.init(key, jnp.zeros((1, args.z_dim)), jnp.asarray(train_condition[:1]))["params"]
+  params = g.init(key, jnp.zeros((1, args.z_dim)), jnp.asarray(train_condition[:1]),
+                  words=train_words[:1], word_mask=train_word_mask[:1])["params"]
   tx = optax.adam(args.lr)
   opt_state = tx.init(params)
 
-  def loss_fn(params, z, cond, images, weights):
-    fake = g.apply({"params": params}, z, cond)
+  def loss_fn(params, z, cond, tokens, token_mask, images, weights):
+    fake = g.apply({"params": params}, z, cond, words=tokens, word_mask=token_mask)
     error = fake - images_to_float(images)
     # L1's gradient has full size at any error, however small: the (already
     # right) background pixels around an object pull as hard as the object's
@@ -152,21 +214,27 @@ def main():
     return jnp.sum(weights * error) / jnp.sum(weights) / 3
 
   @jax.jit
-  def train_step(params, opt_state, key, cond, images, weights):
+  def train_step(params, opt_state, key, cond, tokens, token_mask, images, weights):
     z = jax.random.normal(key, (cond.shape[0], args.z_dim))
-    loss, grads = jax.value_and_grad(loss_fn)(params, z, cond, images, weights)
+    loss, grads = jax.value_and_grad(loss_fn)(params, z, cond, tokens, token_mask, images,
+                                              weights)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
   @jax.jit
-  def generate(params, key, cond):
+  def generate(params, key, cond, tokens, token_mask):
     z = jax.random.normal(key, (cond.shape[0], args.z_dim))
-    return g.apply({"params": params}, z, cond)
+    return g.apply({"params": params}, z, cond, words=tokens, word_mask=token_mask)
+
+  def generate_for(params, key, attributes):
+    return generate(params, key, condition(attributes, args.max_objects), *words(attributes))
 
   def read_back(params, attributes):
-    cond = condition(attributes)
-    images = np.concatenate([np.asarray(generate(params, jax.random.key(i), cond[i:i + 250]))
-                             for i in range(0, len(cond), 250)])
+    n = len(attributes["background"])
+    images = np.concatenate([
+        np.asarray(generate_for(params, jax.random.key(i),
+                                {k: v[i:i + 250] for k, v in attributes.items()}))
+        for i in range(0, n, 250)])
     return scores(probe, images, attributes)
 
   # An object covers 1-9% of the image: with every pixel alike, the median
@@ -184,12 +252,15 @@ def main():
   for step in range(1, args.steps + 1):
     batch = rng.integers(0, len(train_images), args.batch_size)
     params, opt_state, loss = train_step(params, opt_state, jax.random.key(10**6 + step),
-                                         train_condition[batch], train_images[batch],
+                                         train_condition[batch], train_words[batch],
+                                         train_word_mask[batch], train_images[batch],
                                          train_weights[batch])
     if step % args.every == 0 or step == args.steps:
       print(json.dumps({"nf": args.nf, "image_size": args.image_size,
                         "text_stem": args.text_stem,
                         "coordinates": args.coordinates,
+                        "word_attention": args.word_attention,
+                        "max_objects": args.max_objects,
                         "object_weight": args.object_weight, "margin": args.margin,
                         "step": step,
                         "seconds": round(time.time() - start),
@@ -200,7 +271,8 @@ def main():
 
   if args.grid:
     real, attributes = tests["holdout"]
-    fake = image_io.to_uint8(generate(params, jax.random.key(0), condition(attributes)[:8]))
+    fake = image_io.to_uint8(generate_for(params, jax.random.key(0),
+                                          {k: v[:8] for k, v in attributes.items()}))
     grid = image_io.make_grid(np.concatenate([fake, real[:8]]), ncols=8, padding=0)
     image_io.save_image(grid.repeat(4, axis=0).repeat(4, axis=1), args.grid)
 

@@ -267,6 +267,73 @@ def test_coordinates_are_all_they_add_to_dfgan_generator():
                          atol=1e-4)
 
 
+def _words(seed=1, length=5, dim=12):
+  words = jax.random.normal(jax.random.key(seed), (B, length, dim))
+  mask = jnp.arange(length)[None, :] < jnp.array([length, 2] * (B // 2))[:, None]
+  return words, mask
+
+
+def _randomised(params, seed=3):
+  """``params`` with every leaf redrawn, so no zero-initialised path stays closed."""
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(seed), len(leaves))
+  return jax.tree.unflatten(treedef, [0.3 * jax.random.normal(k, x.shape, x.dtype)
+                                      for k, x in zip(keys, leaves)])
+
+
+def test_word_attention_starts_as_the_generator_without_it():
+  z, s, _ = _inputs(16)
+  words, mask = _words()
+  g = Generator(nf=4, image_size=16, coordinates=True, word_attention=8)
+  params = jax.jit(g.init)(jax.random.key(0), z, s, words=words, word_mask=mask)["params"]
+  block = params["block_1"]["words"]
+  assert block["query"]["kernel"].shape == (8 + 2, 8)  # the fused features (+ coordinates)
+  assert block["key"]["kernel"].shape == (12, 8)
+  assert block["gamma"]["kernel"].shape == (8, 8 + 2)
+  # gamma and beta start at zero: the image is the generator's without it.
+  plain = Generator(nf=4, image_size=16, coordinates=True)
+  plain_params = {name: {k: v for k, v in p.items() if k != "words"} if "words" in p else p
+                  for name, p in params.items()}
+  np.testing.assert_allclose(g.apply({"params": params}, z, s, words=words, word_mask=mask),
+                             plain.apply({"params": plain_params}, z, s), rtol=1e-6, atol=1e-6)
+  with pytest.raises(ValueError, match="needs the caption's words"):
+    g.apply({"params": params}, z, s)
+
+
+def test_word_attention_reads_the_words_but_not_the_padding():
+  z, s, _ = _inputs(16)
+  words, mask = _words()
+  g = Generator(nf=4, image_size=16, word_attention=8)
+  params = _randomised(jax.jit(g.init)(jax.random.key(0), z, s, words=words,
+                                       word_mask=mask)["params"])
+  generate = jax.jit(lambda w, m: g.apply({"params": params}, z, s, words=w, word_mask=m))
+  images = generate(words, mask)
+  # Padding (every odd example has 2 words) may hold anything.
+  noisy_padding = jnp.where(mask[..., None], words, 100.0)
+  np.testing.assert_allclose(generate(noisy_padding, mask), images, rtol=1e-5, atol=1e-5)
+  # A word that is read changes its example's image, and no other's.
+  changed = generate(words.at[1, 0].add(1.0), mask)
+  differs = np.abs(np.asarray(changed - images)).max(axis=(1, 2, 3)) > 1e-4
+  assert differs.tolist() == [False, True] + [False] * (B - 2)
+
+
+def test_word_modulation_scales_and_shifts_each_pixel_by_its_own_words():
+  # Two words, and queries that pick word 0 at one pixel and word 1 at
+  # another: each pixel is modulated by its own word's value.
+  module = dfgan.WordModulation(features=1, dim=1)
+  x = jnp.array([1.0, -1.0]).reshape(1, 1, 2, 1)           # two pixels, one channel
+  words = jnp.array([[[1.0], [-1.0]]])                      # two words, one number each
+  mask = jnp.array([[True, True]])
+  params = {"query": {"kernel": jnp.array([[50.0]])}, "key": {"kernel": jnp.array([[1.0]])},
+            "value": {"kernel": jnp.array([[1.0]]), "bias": jnp.zeros(1)},
+            "gamma": {"kernel": jnp.array([[0.5]]), "bias": jnp.zeros(1)},
+            "beta": {"kernel": jnp.array([[2.0]]), "bias": jnp.zeros(1)}}
+  out = module.apply({"params": params}, x, words, mask)
+  # pixel 0 (x=1) attends word 0 (value 1): 1 * 1.5 + 2; pixel 1 (x=-1)
+  # attends word 1 (value -1): -1 * 0.5 - 2.
+  np.testing.assert_allclose(np.asarray(out).ravel(), [3.5, -2.5], atol=1e-5)
+
+
 def test_coordinates_need_dfgan_and_a_runs_config_reaches_them():
   with pytest.raises(ValueError, match="coordinates must be False"):
     build_models("mlp", 16, coordinates=True)

@@ -160,6 +160,43 @@ class DeepFusion(nn.Module):
     return x
 
 
+class WordModulation(nn.Module):
+  """Per-pixel scale and shift from attention over the caption's words.
+
+  Each pixel's features ask (a query) which words concern it; the answer (the
+  attention-weighted words) scales and shifts that pixel's channels:
+  ``x * (1 + gamma(ctx)) + beta(ctx)``, as AttnGAN's and XMC-GAN's generators
+  condition on words. Unlike :class:`Affine`, whose scale and shift are the
+  same at every pixel, this lets the top-left object take one word's colour
+  and the bottom object another's. gamma and beta start at 0, so the module is
+  the identity at initialisation.
+  """
+
+  features: int
+  dim: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, words: jax.Array, word_mask: jax.Array) -> jax.Array:
+    """``x`` [B, H, W, C], ``words`` [B, T, E], ``word_mask`` [B, T] (True: a word)."""
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    x = x.astype(self.dtype)
+    words = words.astype(self.dtype)
+    queries = nn.Dense(self.dim, use_bias=False, name="query", **kw)(x)
+    keys = nn.Dense(self.dim, use_bias=False, name="key", **kw)(words)
+    values = nn.Dense(self.dim, name="value", **kw)(words)
+    logits = jnp.einsum("bhwd,btd->bhwt", queries, keys) / math.sqrt(self.dim)
+    # Softmax in float32; padding takes no weight.
+    logits = jnp.where(word_mask[:, None, None, :], logits.astype(jnp.float32), -1e9)
+    weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
+    context = jnp.einsum("bhwt,btd->bhwd", weights, values)
+    zeros = dict(kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros)
+    gamma = nn.Dense(self.features, name="gamma", **zeros, **kw)(context)
+    beta = nn.Dense(self.features, name="beta", **zeros, **kw)(context)
+    return x * (1 + gamma) + beta
+
+
 # Which of a 3x3 kernel's rows (columns) meet which of the two input rows an
 # output row of phase p reads, for a 3x3 convolution of a nearest-upsampled
 # input: output row 2i reads input rows (i - 1, i) with kernel rows (0, 1 + 2),
@@ -248,11 +285,13 @@ class GeneratorBlock(nn.Module):
   in_features: int
   out_features: int
   coordinates: bool = False
+  word_attention: int = 0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, cond: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, cond: jax.Array, words: jax.Array | None = None,
+               word_mask: jax.Array | None = None) -> jax.Array:
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     x = x.astype(self.dtype)
     shortcut = x
@@ -268,6 +307,10 @@ class GeneratorBlock(nn.Module):
     extra = 2 if self.coordinates else 0
     add_coordinates = with_coordinates if self.coordinates else lambda v: v
     h = DeepFusion(self.in_features + extra, name="fuse1", **kw)(add_coordinates(x), cond)
+    if self.word_attention:
+      # Per pixel, so it commutes with the upsampling like fuse1.
+      h = WordModulation(self.in_features + extra, self.word_attention, name="words",
+                         **kw)(h, words, word_mask)
     h = UpsampleConv3x3(self.out_features, name="conv1", **kw)(h)
     h = DeepFusion(self.out_features + extra, name="fuse2", **kw)(add_coordinates(h), cond)
     h = Conv(self.out_features, (3, 3), name="conv2", **kw)(h)
@@ -290,6 +333,9 @@ class Generator(nn.Module):
       (:func:`with_coordinates`; the first fusion at the block's input
       resolution), so the text can place edges, where DF-GAN's affines alone
       give it no handle on where a pixel is.
+    word_attention: attention width of each block's :class:`WordModulation`
+      (after its first fusion, on the block's input resolution); 0: none. The
+      generator then takes the caption's word (token) states with the sentence.
     dtype: compute dtype.
     param_dtype: parameter dtype.
 
@@ -300,6 +346,7 @@ class Generator(nn.Module):
   image_size: int = 64
   text_stem: bool = False
   coordinates: bool = False
+  word_attention: int = 0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -309,8 +356,9 @@ class Generator(nn.Module):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, z: jax.Array, sentence: jax.Array,
-               train: bool = False) -> jax.Array:
+  def __call__(self, z: jax.Array, sentence: jax.Array, train: bool = False,
+               words: jax.Array | None = None,
+               word_mask: jax.Array | None = None) -> jax.Array:
     """Generates images.
 
     Args:
@@ -318,11 +366,16 @@ class Generator(nn.Module):
       sentence: [B, D] sentence embedding.
       train: unused (no batch statistics); accepted so calling code can treat
         every generator alike.
+      words: [B, T, E] the caption's token states (``word_attention`` only).
+      word_mask: [B, T] bool, True where ``words`` holds a token.
 
     Returns:
       [B, S, S, 3] float32 images in [-1, 1].
     """
     del train
+    if self.word_attention and (words is None or word_mask is None):
+      raise ValueError("Generator(word_attention=...) needs the caption's words and "
+                       "word_mask")
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     widths = channel_widths(self.nf, self.image_size)[::-1]
     # Every affine sees noise and text, as in DF-GAN.
@@ -331,8 +384,9 @@ class Generator(nn.Module):
     x = nn.Dense(4 * 4 * widths[0], name="fc", **kw)(cond if self.text_stem else z)
     x = x.reshape(z.shape[0], 4, 4, widths[0])
     for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
-      x = GeneratorBlock(cin, cout, coordinates=self.coordinates, name=f"block_{i}",
-                         **kw)(x, cond)
+      x = GeneratorBlock(cin, cout, coordinates=self.coordinates,
+                         word_attention=self.word_attention, name=f"block_{i}",
+                         **kw)(x, cond, words, word_mask)
     x = nn.leaky_relu(x, 0.2)
     x = Conv(3, (3, 3), name="to_rgb", **kw)(x)
     # tanh in float32: bf16 would quantise the image before it is returned.
@@ -623,7 +677,8 @@ def _unit(x: jax.Array) -> jax.Array:
 
 
 __all__ = [
-    "Conv", "Affine", "DeepFusion", "GeneratorBlock", "Generator", "Downsample4x4",
+    "Conv", "Affine", "DeepFusion", "WordModulation", "GeneratorBlock", "Generator",
+    "Downsample4x4",
     "DiscriminatorBlock", "Discriminator", "channel_widths",
     "check_image_size", "with_coordinates",
 ]
