@@ -83,6 +83,12 @@ def get_config() -> ml_collections.ConfigDict:
   # the 10,000-step images were closer to real ones, with the same alignment
   # at the end (README, "Results"). False: DF-GAN's generator.
   config.model.coordinates = True
+  # >0: each of G's blocks also attends, per pixel, over the caption's token
+  # states (the adapter's) with this width, and scales and shifts the pixel
+  # by what it reads (AttnGAN/XMC-GAN-style word conditioning;
+  # models/dfgan.py's WordModulation), so that two objects can take two
+  # colours; the sentence-wide affines cannot bind a colour to a place. 0: none.
+  config.model.word_attention = 0
   # D's image-sentence projection head for the contrastive loss; 0 = none.
   config.model.contrastive_dim = 256
   # D's self-supervised head (loss.view_contrastive_weight); 0 = none.

@@ -92,6 +92,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.model.get("coordinates", False) and config.model.arch != "dfgan":
     raise ValueError(f"config.model.coordinates=True needs model.arch='dfgan' (the "
                      f"{config.model.arch!r} generator has no fusion blocks); set it False.")
+  word_attention = config.model.get("word_attention", 0)
+  if isinstance(word_attention, bool) or not isinstance(word_attention, int) or word_attention < 0:
+    raise ValueError(f"config.model.word_attention={word_attention!r} must be an integer "
+                     f">= 0 (the width of G's attention over the words; 0: none).")
+  if word_attention and config.model.arch != "dfgan":
+    raise ValueError(f"config.model.word_attention={word_attention} needs model.arch='dfgan' "
+                     f"(the {config.model.arch!r} generator has no fusion blocks); set it 0.")
 
 
 def _validate_views(config: ml_collections.ConfigDict) -> None:

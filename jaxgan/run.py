@@ -135,7 +135,7 @@ _ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1, "data.seed": Non
                "model.text_stem": False, "model.coordinates": False,
                "loss.mismatch": "roll", "model.view_dim": 0,
                "model.d_residual_init": 0.0, "model.d_nf": 0,
-               "model.word_dim": 0}
+               "model.word_dim": 0, "model.word_attention": 0}
 
 
 def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
@@ -230,6 +230,7 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer) -> tuple[GanModels, 
       contrastive_dim=config.model.get("contrastive_dim", 0),
       text_stem=config.model.get("text_stem", False),
       coordinates=config.model.get("coordinates", False),
+      word_attention=config.model.get("word_attention", 0),
       view_dim=config.model.get("view_dim", 0),
       d_residual_init=config.model.get("d_residual_init", 0.0),
       d_nf=config.model.get("d_nf", 0),

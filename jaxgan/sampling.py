@@ -379,6 +379,12 @@ class Pipeline:
     """
     if int(steps) < 2:
       raise ValueError(f"an interpolation needs steps >= 2, got {steps}")
+    if self.models.generator_reads_words:
+      # Its frames move the sentence embedding alone; such a G reads the
+      # caption's words as well, which do not blend between two captions.
+      raise ValueError("interpolate is not available for this run: its generator attends "
+                       "over the caption's words (model.word_attention), which do not "
+                       "blend between prompts; use generate")
     if prompt_b is None and seed_b is None:
       raise ValueError("interpolate needs two prompts, or one prompt and seed_b")
     prompt_b = prompt_a if prompt_b is None else prompt_b

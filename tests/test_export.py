@@ -94,3 +94,34 @@ def test_bad_input_is_one_line(run, model, tmp_path, capsys):
     assert needle in err
   assert sorted(os.listdir(model)) == before
   assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "b")
+
+
+@pytest.mark.slow
+def test_a_word_attention_run_trains_samples_and_exports(tmp_path):
+  """G reads the caption's token states: the run trains, its pipeline and its
+  exported function give the same images, and the interpolation (which blends
+  sentences only) refuses clearly."""
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  from jaxgan.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  config.model.word_attention = 8
+  config.num_steps = 2
+  config.checkpoint_every = 2
+  config.sample_every = 2
+  run = str(tmp_path / "run")
+  train_and_evaluate(config, run, devices=jax.devices()[:1])
+  pipe = sampling.load_pipeline(run, devices=jax.devices()[:1])
+  assert pipe.models.generator_reads_words
+  params = pipe.params["generator_ema"]
+  assert {"query", "key", "value", "gamma", "beta"} <= set(params["block_0"]["words"])
+  images = pipe.generate(PROMPTS, 1, seed=3)
+  assert images.shape == (3, 16, 16, 3) and np.all(np.isfinite(images))
+  out = str(tmp_path / "model")
+  assert export_cli.main(["--workdir", run, "--out", out]) == 0
+  ids, mask = pipe.tokenize(PROMPTS)
+  z = pipe.noise(PROMPTS, 1, seed=3)
+  function = export.load_function(out)
+  np.testing.assert_allclose(np.asarray(function.call(ids, mask, z)),
+                             images, atol=1e-5)
+  with pytest.raises(ValueError, match="attends over the caption's words"):
+    pipe.interpolate(PROMPTS[0], PROMPTS[1])

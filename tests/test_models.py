@@ -334,9 +334,52 @@ def test_word_modulation_scales_and_shifts_each_pixel_by_its_own_words():
   np.testing.assert_allclose(np.asarray(out).ravel(), [3.5, -2.5], atol=1e-5)
 
 
+@pytest.mark.slow
+def test_word_attention_is_a_no_op_at_init_through_a_train_step():
+  """A word-attending G starts as the G without it, through a whole step: the
+  same images, so D and the text encoder take the same update and G's shared
+  params too; only its word modulation moves off zero."""
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  from jaxgan import config as config_lib  # pylint: disable=g-import-not-at-top
+  from jaxgan.train.state import init_state  # pylint: disable=g-import-not-at-top
+  from jaxgan.train.step import make_train_step  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  config.batch_size = 2
+  config.model.word_attention = 8
+  config_lib.validate(config)
+  words_gan = _gan_of_tiny_config(word_attention=8)
+  plain_gan = _gan_of_tiny_config(word_attention=0)
+  assert words_gan.generator_reads_words and not plain_gan.generator_reads_words
+  state = init_state(words_gan, config, jax.random.key(0))
+  drop = lambda g: {k: {n: p for n, p in v.items() if n != "words"} for k, v in g.items()}
+  plain_state = init_state(plain_gan, config, jax.random.key(0))
+  plain_state = plain_state.replace(
+      generator=drop(state.generator), generator_ema=drop(state.generator_ema),
+      discriminator=state.discriminator, text_encoder=state.text_encoder,
+      g_opt_state=plain_state.g_opt_state)
+  rng = np.random.default_rng(0)
+  batch = {"image": rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8),
+           "ids": np.array([[2, 3, 4, 0], [5, 6, 0, 0]], np.int32),
+           "mask": np.array([[1, 1, 1, 0], [1, 1, 0, 0]], bool)}
+  batch["ids"] = np.pad(batch["ids"], ((0, 0), (0, config.text.max_length - 4)))
+  batch["mask"] = np.pad(batch["mask"], ((0, 0), (0, config.text.max_length - 4)))
+  new, _ = jax.jit(make_train_step(words_gan, config, jax.random.key(1)))(state, batch)
+  plain_new, _ = jax.jit(make_train_step(plain_gan, config, jax.random.key(1)))(
+      plain_state, batch)
+  close = lambda a, b: jax.tree.map(
+      lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a, b)
+  close(new.discriminator, plain_new.discriminator)
+  close(new.text_encoder, plain_new.text_encoder)
+  close(drop(new.generator), plain_new.generator)
+  moved = new.generator["block_1"]["words"]["gamma"]["kernel"]
+  assert np.abs(np.asarray(moved)).max() > 0
+
+
 def test_coordinates_need_dfgan_and_a_runs_config_reaches_them():
   with pytest.raises(ValueError, match="coordinates must be False"):
     build_models("mlp", 16, coordinates=True)
+  with pytest.raises(ValueError, match="word_attention must be 0"):
+    build_models("mlp", 16, word_attention=8)
   assert _gan_of_tiny_config(coordinates=True).generator.coordinates
   assert not _gan_of_tiny_config(coordinates=False).generator.coordinates
 

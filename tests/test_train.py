@@ -241,10 +241,19 @@ def test_bad_config_values_fail_at_start(tmp_path, key, value, message):
     train_and_evaluate(_config(**{key: value}), str(tmp_path / "run"))
 
 
-@pytest.mark.parametrize("option", ["text_stem", "coordinates"])
-def test_generator_options_need_dfgan(option):
-  with pytest.raises(ValueError, match=f"{option}=True needs model.arch='dfgan'"):
-    config_lib.validate(_config(**{"model.arch": "mlp", f"model.{option}": True}))
+@pytest.mark.parametrize("option,value", [("text_stem", True), ("coordinates", True),
+                                          ("word_attention", 16)])
+def test_generator_options_need_dfgan(option, value):
+  with pytest.raises(ValueError, match=f"{option}={value} needs model.arch='dfgan'"):
+    # Only the option under test is on (tiny.py has the coordinates).
+    config_lib.validate(_config(**{"model.arch": "mlp", "model.coordinates": False,
+                                   f"model.{option}": value}))
+
+
+@pytest.mark.parametrize("value", [-1, True])
+def test_word_attention_width_is_a_natural_number(value):
+  with pytest.raises(ValueError, match="word_attention=.* must be an integer >= 0"):
+    config_lib.validate(_config(**{"model.word_attention": value}))
 
 
 def test_cli_config_typo_is_one_clear_line(tmp_path):

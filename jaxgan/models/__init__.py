@@ -55,6 +55,7 @@ def build_models(arch: str, image_size: int, nf: int = 32,
                  contrastive_dim: int = 0,
                  text_stem: bool = False,
                  coordinates: bool = False,
+                 word_attention: int = 0,
                  view_dim: int = 0,
                  d_residual_init: float = 0.0,
                  d_nf: int = 0,
@@ -74,6 +75,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
       (:class:`Generator`); "mlp" refuses it.
     coordinates: DF-GAN: G's fusions see each pixel's row and column
       (:class:`Generator`); "mlp" refuses it.
+    word_attention: DF-GAN: width of G's per-pixel attention over the
+      caption's words (0: none; :class:`Generator`); "mlp" refuses others.
     view_dim: DF-GAN: size of D's self-supervised head (0: none; see
       :meth:`Discriminator.view_embeddings`); "mlp" has none and refuses it.
     d_residual_init: DF-GAN: where D's residual gammas start (0: DF-GAN's);
@@ -97,7 +100,7 @@ def build_models(arch: str, image_size: int, nf: int = 32,
     raise ValueError(f"invalid dtype {dtype!r} / {param_dtype!r}") from e
   if arch == "dfgan":
     return (Generator(nf=nf, image_size=image_size, text_stem=text_stem,
-                      coordinates=coordinates, **kw),
+                      coordinates=coordinates, word_attention=word_attention, **kw),
             Discriminator(nf=d_nf or nf, image_size=image_size, contrastive_dim=contrastive_dim,
                           view_dim=view_dim, residual_init=d_residual_init,
                           word_dim=word_dim, word_vocab=word_vocab, **kw))
@@ -108,6 +111,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
     raise ValueError(f"the {arch!r} generator has no 4x4 stem; text_stem must be False")
   if coordinates:
     raise ValueError(f"the {arch!r} generator has no fusion blocks; coordinates must be False")
+  if word_attention:
+    raise ValueError(f"the {arch!r} generator has no fusion blocks; word_attention must be 0")
   if view_dim:
     raise ValueError(f"the {arch!r} discriminator has no self-supervised head; "
                      f"view_dim must be 0")

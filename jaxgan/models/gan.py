@@ -22,7 +22,8 @@ class GanModels:
   """The (stateless) modules of a run; their params live in :class:`TrainState`.
 
   Attributes:
-    generator: G(z, sentence) -> image in [-1, 1].
+    generator: G(z, sentence) -> image in [-1, 1] (with the caption's token
+      states too when it has ``word_attention``).
     discriminator: D with ``features(image)`` and ``logits(features, sentence)``.
     text_encoder: (ids, mask) -> TextEncoding.
     text_frozen: the text encoder is pretrained and frozen (its params live
@@ -60,6 +61,23 @@ class GanModels:
     return jax.lax.stop_gradient(
         self.text_encoder.apply({"params": frozen_text}, ids, mask))
 
+  @property
+  def generator_reads_words(self) -> bool:
+    """Whether G also takes the caption's token states (``word_attention``)."""
+    return bool(getattr(self.generator, "word_attention", 0))
+
+  def condition_words(self, text_params, ids, mask,
+                      frozen_encoding: TextEncoding | None) -> TextEncoding:
+    """The text as the GAN reads it: :meth:`condition`'s sentence, with the
+    token states (the learned encoder's, the adapter's, or the frozen
+    encoder's) and their mask that a word-attending G reads."""
+    if frozen_encoding is None:
+      return self.text_encoder.apply({"params": text_params}, ids, mask)
+    if self.text_adapter is not None:
+      return self.text_adapter.apply({"params": text_params}, frozen_encoding)
+    return TextEncoding(sentence=frozen_encoding.sentence * self.sentence_scale,
+                        words=frozen_encoding.words, mask=frozen_encoding.mask)
+
   def condition(self, text_params, ids, mask,
                 frozen_encoding: TextEncoding | None) -> jax.Array:
     """Sentence embeddings [B, D] float32 from :meth:`encode_frozen`'s output.
@@ -71,11 +89,7 @@ class GanModels:
       mask: [B, L] bool.
       frozen_encoding: :meth:`encode_frozen` of the same ids and mask.
     """
-    if frozen_encoding is None:
-      return self.text_encoder.apply({"params": text_params}, ids, mask).sentence
-    if self.text_adapter is not None:
-      return self.text_adapter.apply({"params": text_params}, frozen_encoding).sentence
-    return frozen_encoding.sentence * self.sentence_scale
+    return self.condition_words(text_params, ids, mask, frozen_encoding).sentence
 
   def encode_text(self, text_params, ids, mask, frozen_text=None) -> jax.Array:
     """Sentence embeddings [B, D] in float32, as the GAN is conditioned on them.
@@ -94,9 +108,19 @@ class GanModels:
       return {}
     return self.text_adapter.init(key, self.encode_frozen(frozen_text, ids, mask))["params"]
 
-  def generate(self, params, state, z, sentence, *, train: bool):
-    """Returns (images, new generator state)."""
+  def generate(self, params, state, z, sentence, *, train: bool,
+               words: TextEncoding | None = None):
+    """Returns (images, new generator state).
+
+    ``words``: the text's :class:`TextEncoding` (its token states and mask),
+    needed when :attr:`generator_reads_words`, ignored otherwise.
+    """
     variables = {"params": params, **state}
+    if self.generator_reads_words:
+      if words is None:
+        raise ValueError("this generator attends over the caption's words: pass words=")
+      return self.generator.apply(variables, z, sentence, words=words.words,
+                                  word_mask=words.mask), state
     if not self.generator_has_state:
       return self.generator.apply(variables, z, sentence), state
     if train:
@@ -148,10 +172,14 @@ class GanModels:
     ids = jnp.zeros((2, max_length), jnp.int32)
     mask = jnp.ones((2, max_length), bool)
     text_params = self.init_text(t_key, ids, mask, frozen_text)
-    sentence = self.encode_text(text_params, ids, mask, frozen_text)
+    encoding = self.condition_words(text_params, ids, mask,
+                                    self.encode_frozen(frozen_text, ids, mask))
+    sentence = encoding.sentence
     z = jnp.zeros((2, self.z_dim), jnp.float32)
     images = jnp.zeros((2, image_size, image_size, 3), jnp.float32)
     g_kwargs = {"train": False} if self.generator_has_state else {}
+    if self.generator_reads_words:
+      g_kwargs = {"words": encoding.words, "word_mask": encoding.mask}
     g_state = dict(self.generator.init(g_key, z, sentence, **g_kwargs))
     g_params = g_state.pop("params")
     d_params = self.discriminator.init(d_key, images, sentence)["params"]
@@ -171,8 +199,9 @@ def make_generate_fn(models: GanModels) -> Callable[..., jax.Array]:
   """
 
   def generate(g_params, g_state, text_params, frozen_text, z, ids, mask):
-    sentence = models.encode_text(text_params, ids, mask, frozen_text)
-    images, _ = models.generate(g_params, g_state, z, sentence, train=False)
+    text = models.condition_words(text_params, ids, mask,
+                                  models.encode_frozen(frozen_text, ids, mask))
+    images, _ = models.generate(g_params, g_state, z, text.sentence, train=False, words=text)
     return images.astype(jnp.float32)
 
   return generate

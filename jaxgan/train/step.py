@@ -147,10 +147,15 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
 
     # --- One fake batch, G's one forward pass (its backward waits for D). ---
     d_params = d_trainable_params(models, state)
-    sentence = jax.lax.stop_gradient(encode(d_params.get("text_encoder")))
+    # G's text (the sentence, and the token states a word-attending G reads):
+    # its loss trains no text params, hence the stop_gradient.
+    text = jax.lax.stop_gradient(models.condition_words(
+        d_params.get("text_encoder"), ids, mask, frozen_encoding))
+    sentence = text.sentence
     z = jax.random.normal(noise_key, (batch_size, models.z_dim), jnp.float32)
     fake, g_pullback, g_state = jax.vjp(
-        lambda g: models.generate(g, state.generator_state, z, sentence, train=True),
+        lambda g: models.generate(g, state.generator_state, z, sentence, train=True,
+                                  words=text),
         state.generator, has_aux=True)
     d_fake = jax.lax.stop_gradient(fake)
 
