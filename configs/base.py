@@ -87,7 +87,10 @@ def get_config() -> ml_collections.ConfigDict:
   # states (the adapter's) with this width, and scales and shifts the pixel
   # by what it reads (AttnGAN/XMC-GAN-style word conditioning;
   # models/dfgan.py's WordModulation), so that two objects can take two
-  # colours; the sentence-wide affines cannot bind a colour to a place. 0: none.
+  # colours; the sentence-wide affines bind a colour to a place slowly if at
+  # all (README, "Results"). Needs token states with context (MiniLM + adapter,
+  # the Transformer): bag-of-words tokens do not say which place a colour
+  # belongs to. 0: none.
   config.model.word_attention = 0
   # D's image-sentence projection head for the contrastive loss; 0 = none.
   config.model.contrastive_dim = 256

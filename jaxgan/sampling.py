@@ -195,6 +195,7 @@ class Pipeline:
     self._synthesize = jax.jit(synthesize, out_shardings=out)
     self._noise = jax.jit(_noise, static_argnums=(4,), out_shardings=out)
     self._generate = jax.jit(generate, out_shardings=out)
+    self._images_from = jax.jit(images_from, out_shardings=out)
 
   # --- Prompts -----------------------------------------------------------------
 
@@ -379,15 +380,16 @@ class Pipeline:
     """
     if int(steps) < 2:
       raise ValueError(f"an interpolation needs steps >= 2, got {steps}")
-    if self.models.generator_reads_words:
-      # Its frames move the sentence embedding alone; such a G reads the
-      # caption's words as well, which do not blend between two captions.
-      raise ValueError("interpolate is not available for this run: its generator attends "
-                       "over the caption's words (model.word_attention), which do not "
-                       "blend between prompts; use generate")
     if prompt_b is None and seed_b is None:
       raise ValueError("interpolate needs two prompts, or one prompt and seed_b")
     prompt_b = prompt_a if prompt_b is None else prompt_b
+    reads_words = self.models.generator_reads_words
+    if reads_words and prompt_b != prompt_a:
+      # Its frames move the sentence embedding; such a G reads the caption's
+      # words as well, which do not blend between two captions.
+      raise ValueError("this run's generator attends over the caption's words "
+                       "(model.word_attention), which do not blend between two prompts: "
+                       "interpolate between two seeds of one prompt (seed_b) instead")
     seed, truncation = _check_seed(seed), _check_truncation(truncation)
     sentences = self.encode([prompt_a, prompt_b])
     ends = [(prompt_a, seed), (prompt_b, seed if seed_b is None else _check_seed(seed_b))]
@@ -396,8 +398,15 @@ class Pipeline:
     frame_z = np.stack([z[0] if seed_b is None else _slerp(z[0], z[1], t) for t in ts])
     frame_s = np.stack([(1.0 - t) * sentences[0] + t * sentences[1] for t in ts])
     frame_z, frame_s = self._pad_rows(frame_z), self._pad_rows(frame_s.astype(np.float32))
-    images = self._synthesize(self.params["generator_ema"], self.params["generator_state"],
-                              *self._put(frame_z, frame_s))
+    if reads_words:
+      # One prompt: only the noise moves, and every frame reads its words.
+      ids, mask = (np.repeat(a, len(frame_z), axis=0) for a in self.tokenize([prompt_a]))
+      images = self._images_from(self.params["generator_ema"], self.params["generator_state"],
+                                 self.params["text_encoder"], self.params["frozen_text"],
+                                 *self._put(frame_z, ids, mask))
+    else:
+      images = self._synthesize(self.params["generator_ema"], self.params["generator_state"],
+                                *self._put(frame_z, frame_s))
     return _as_chain(postprocess)(np.asarray(jax.device_get(images))[:int(steps)])
 
 

@@ -145,9 +145,10 @@ def scores(probe, images: np.ndarray, attributes: dict[str, np.ndarray]) -> dict
                              for name in OBJECT_CLASSES}
     colours = attributes["colour"]
     asked = two & (colours[:, 0] != colours[:, 1])
-    aligned = probe_lib.align_slots(predicted, attributes)["colour"]
-    result["two_objects"]["both_colours"] = round(
-        float(np.mean(np.all(aligned[asked] == colours[asked], axis=1))), 3)
+    if asked.any():
+      aligned = probe_lib.align_slots(predicted, attributes)["colour"]
+      result["two_objects"]["both_colours"] = round(
+          float(np.mean(np.all(aligned[asked] == colours[asked], axis=1))), 3)
   return result
 
 

@@ -99,8 +99,8 @@ def test_bad_input_is_one_line(run, model, tmp_path, capsys):
 @pytest.mark.slow
 def test_a_word_attention_run_trains_samples_and_exports(tmp_path):
   """G reads the caption's token states: the run trains, its pipeline and its
-  exported function give the same images, and the interpolation (which blends
-  sentences only) refuses clearly."""
+  exported function give the same images, and its interpolation walks between
+  two seeds of one prompt but refuses two prompts (words do not blend)."""
   from configs import tiny  # pylint: disable=g-import-not-at-top
   from jaxgan.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
   config = tiny.get_config()
@@ -123,5 +123,12 @@ def test_a_word_attention_run_trains_samples_and_exports(tmp_path):
   function = export.load_function(out)
   np.testing.assert_allclose(np.asarray(function.call(ids, mask, z)),
                              images, atol=1e-5)
-  with pytest.raises(ValueError, match="attends over the caption's words"):
+  with pytest.raises(ValueError, match="do not blend between two prompts"):
     pipe.interpolate(PROMPTS[0], PROMPTS[1])
+  # Between two seeds of one prompt only the noise moves: the ends are that
+  # prompt's images of the two seeds.
+  frames = pipe.interpolate(PROMPTS[0], steps=3, seed=3, seed_b=5)
+  ends = [sampling.postprocess_lib.denormalize(pipe.generate(PROMPTS[:1], seed=s))[0]
+          for s in (3, 5)]
+  for frame, end in zip(frames[::2], ends):
+    assert np.abs(frame.astype(int) - end).max() <= 1

@@ -186,9 +186,11 @@ class WordModulation(nn.Module):
     queries = nn.Dense(self.dim, use_bias=False, name="query", **kw)(x)
     keys = nn.Dense(self.dim, use_bias=False, name="key", **kw)(words)
     values = nn.Dense(self.dim, name="value", **kw)(words)
-    logits = jnp.einsum("bhwd,btd->bhwt", queries, keys) / math.sqrt(self.dim)
-    # Softmax in float32; padding takes no weight.
-    logits = jnp.where(word_mask[:, None, None, :], logits.astype(jnp.float32), -1e9)
+    # Scores and softmax in float32; padding takes no weight (a caption with
+    # no token at all would spread it evenly; every encoder keeps at least one).
+    logits = jnp.einsum("bhwd,btd->bhwt", queries, keys,
+                        preferred_element_type=jnp.float32) / math.sqrt(self.dim)
+    logits = jnp.where(word_mask[:, None, None, :], logits, -1e9)
     weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
     context = jnp.einsum("bhwt,btd->bhwd", weights, values)
     zeros = dict(kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros)

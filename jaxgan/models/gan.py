@@ -116,18 +116,18 @@ class GanModels:
     needed when :attr:`generator_reads_words`, ignored otherwise.
     """
     variables = {"params": params, **state}
+    kwargs = {}
     if self.generator_reads_words:
       if words is None:
         raise ValueError("this generator attends over the caption's words: pass words=")
-      return self.generator.apply(variables, z, sentence, words=words.words,
-                                  word_mask=words.mask), state
+      kwargs = {"words": words.words, "word_mask": words.mask}
     if not self.generator_has_state:
-      return self.generator.apply(variables, z, sentence), state
+      return self.generator.apply(variables, z, sentence, **kwargs), state
     if train:
       images, updates = self.generator.apply(variables, z, sentence, train=True,
-                                             mutable=list(state))
+                                             mutable=list(state), **kwargs)
       return images, dict(updates)
-    return self.generator.apply(variables, z, sentence, train=False), state
+    return self.generator.apply(variables, z, sentence, train=False, **kwargs), state
 
   def d_features(self, params, images):
     return self.discriminator.apply({"params": params}, images, method="features")
@@ -179,7 +179,7 @@ class GanModels:
     images = jnp.zeros((2, image_size, image_size, 3), jnp.float32)
     g_kwargs = {"train": False} if self.generator_has_state else {}
     if self.generator_reads_words:
-      g_kwargs = {"words": encoding.words, "word_mask": encoding.mask}
+      g_kwargs.update(words=encoding.words, word_mask=encoding.mask)
     g_state = dict(self.generator.init(g_key, z, sentence, **g_kwargs))
     g_params = g_state.pop("params")
     d_params = self.discriminator.init(d_key, images, sentence)["params"]

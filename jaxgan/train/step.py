@@ -147,8 +147,9 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
 
     # --- One fake batch, G's one forward pass (its backward waits for D). ---
     d_params = d_trainable_params(models, state)
-    # G's text (the sentence, and the token states a word-attending G reads):
-    # its loss trains no text params, hence the stop_gradient.
+    # G's text (the sentence, and the token states a word-attending G reads).
+    # G's pullback below reaches G's params only; the stop_gradient keeps it
+    # so should that change: G's loss must train no text params.
     text = jax.lax.stop_gradient(models.condition_words(
         d_params.get("text_encoder"), ids, mask, frozen_encoding))
     sentence = text.sentence
