@@ -5,7 +5,9 @@
 Every real render of the evaluation prompts (``train`` split) is scored
 against its own caption and against the same caption with one attribute of
 its first object changed (another shape, colour, size or grid cell, drawn at
-random). Printed per attribute: how often D prefers the true caption, by its
+random), and, on the two-object images with two colours, against the caption
+with the two objects' colours swapped ("colours_swapped": the same words, the
+colours bound to the other places). Printed per attribute: how often D prefers the true caption, by its
 matching logit, with a contrastive head by the head's cosine, and with a
 caption-word head by how likely the head finds each caption's words. 0.5 is
 chance; an attribute D does not read gives G no reason to draw it right.
@@ -86,6 +88,22 @@ def main():
     changed_scores = scores([shapes.describe(changed(a, name, rng)) for a in attributes])
     report[name] = {kind: round(float(jnp.mean(true_scores[kind] > changed_scores[kind])), 3)
                     for kind in true_scores}
+  # Binding: the two objects' colours swapped, on the two-object images with
+  # two colours (the same words, other pairs): does D read which colour is
+  # where, or only which colours are there?
+  two = np.array([a["num_objects"] == 2 and a["colour"][0] != a["colour"][1]
+                  for a in attributes])
+  if two.any():
+    def swapped(a):
+      new = {key: np.array(value, copy=True) for key, value in a.items()}
+      new["colour"] = new["colour"][::-1].copy()
+      return new
+    swapped_scores = scores([shapes.describe(swapped(a) if pick else a)
+                             for a, pick in zip(attributes, two)])
+    report["colours_swapped"] = {
+        kind: round(float(jnp.mean((true_scores[kind] > swapped_scores[kind])[two])), 3)
+        for kind in true_scores}
+    report["colours_swapped"]["images"] = int(two.sum())
   print(json.dumps({"workdir": args.workdir, "step": step, "num": args.num,
                     "true_caption_preferred": report}))
 
