@@ -544,9 +544,10 @@ class _DFGANGeneratorBlock(_ReferenceBlock):
   """
 
   coordinates: bool = False
+  word_attention: int = 0
 
   @nn.compact
-  def __call__(self, x, cond):
+  def __call__(self, x, cond, words=None, word_mask=None):
     upsample = dfgan._upsample2x  # pylint: disable=protected-access
     shortcut = upsample(x)
     if self.in_features != self.out_features:
@@ -555,6 +556,9 @@ class _DFGANGeneratorBlock(_ReferenceBlock):
     if self.coordinates:
       x = dfgan.with_coordinates(x)
     h = dfgan.DeepFusion(self.in_features + extra, name="fuse1")(upsample(x), cond)
+    if self.word_attention:  # per pixel: after the upsampling here
+      h = dfgan.WordModulation(self.in_features + extra, self.word_attention,
+                               name="words")(h, words, word_mask)
     h = nn.Conv(self.out_features, (3, 3), name="conv1")(h)
     if self.coordinates:
       h = dfgan.with_coordinates(h)
@@ -605,34 +609,39 @@ def test_upsample_conv_is_the_convolution_of_the_upsampled_image():
 
 
 @pytest.mark.slow  # the blocks alone are compared in the default stage (below)
-@pytest.mark.parametrize("size,nf,coordinates", [(16, 8, False), (32, 4, False),
-                                                 (16, 8, True)])
-def test_blocks_compute_dfgans_functions(monkeypatch, size, nf, coordinates):
+@pytest.mark.parametrize("size,nf,coordinates,word_attention", [
+    (16, 8, False, 0), (32, 4, False, 0), (16, 8, True, 0), (16, 8, True, 8)])
+def test_blocks_compute_dfgans_functions(monkeypatch, size, nf, coordinates, word_attention):
   """G and D with their reordered blocks (layers that commute with resampling
   run on the small image) against the blocks as DF-GAN writes them, with the
   same params: outputs, params' gradients, and D's second order (the MA-GP)."""
   z, s, x = _inputs(size)
-  g = Generator(nf=nf, image_size=size, coordinates=coordinates)
+  words = dict(zip(("words", "word_mask"), _words())) if word_attention else {}
+  g = Generator(nf=nf, image_size=size, coordinates=coordinates,
+                word_attention=word_attention)
   d = Discriminator(nf=nf, image_size=size)
-  gp = _perturb(g.init(jax.random.key(1), z, s)["params"], jax.random.key(2), "fc2", 0.3)
+  gp = _perturb(g.init(jax.random.key(1), z, s, **words)["params"], jax.random.key(2), "fc2",
+                0.3)
+  # The word modulation's gamma and beta start at zero: perturbed, it counts.
+  gp = _perturb(gp, jax.random.key(5), "'words'", 0.1)
   dp = _perturb(d.init(jax.random.key(3), x, s)["params"], jax.random.key(4), "gamma", 0.5)
 
   def g_loss(p):
-    return jnp.sum(jnp.sin(3 * g.apply({"params": p}, z, s)))
+    return jnp.sum(jnp.sin(3 * g.apply({"params": p}, z, s, **words)))
 
   def d_loss(p):  # an MA-GP-like objective: D's input gradient, differentiated again
     grad = jax.grad(lambda v: jnp.sum(d.apply({"params": p}, v, s)))(x)
     return jnp.sum(grad ** 2) + jnp.sum(d.apply({"params": p}, x, s))
 
-  ours = (g.apply({"params": gp}, z, s), d.apply({"params": dp}, x, s),
+  ours = (g.apply({"params": gp}, z, s, **words), d.apply({"params": dp}, x, s),
           jax.grad(g_loss)(gp), jax.grad(d_loss)(dp))
-  fresh = (g.init(jax.random.key(1), z, s), d.init(jax.random.key(3), x, s))
+  fresh = (g.init(jax.random.key(1), z, s, **words), d.init(jax.random.key(3), x, s))
   monkeypatch.setattr(dfgan, "GeneratorBlock", _DFGANGeneratorBlock)
   monkeypatch.setattr(dfgan, "DiscriminatorBlock", _DFGANDiscriminatorBlock)
   # The same param tree and initial values: checkpoints carry over.
   jax.tree.map(np.testing.assert_array_equal, fresh,
-               (g.init(jax.random.key(1), z, s), d.init(jax.random.key(3), x, s)))
-  theirs = (g.apply({"params": gp}, z, s), d.apply({"params": dp}, x, s),
+               (g.init(jax.random.key(1), z, s, **words), d.init(jax.random.key(3), x, s)))
+  theirs = (g.apply({"params": gp}, z, s, **words), d.apply({"params": dp}, x, s),
             jax.grad(g_loss)(gp), jax.grad(d_loss)(dp))
   # The reference really is another computation (not the same code twice).
   assert not np.array_equal(ours[0], theirs[0])
