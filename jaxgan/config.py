@@ -86,6 +86,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _validate_contrastive(config)
   _validate_views(config)
   _validate_words(config)
+  _validate_swaps(config)
   if config.model.get("text_stem", False) and config.model.arch != "dfgan":
     raise ValueError(f"config.model.text_stem=True needs model.arch='dfgan' (the "
                      f"{config.model.arch!r} generator has no 4x4 stem); set it False.")
@@ -99,6 +100,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if word_attention and config.model.arch != "dfgan":
     raise ValueError(f"config.model.word_attention={word_attention} needs model.arch='dfgan' "
                      f"(the {config.model.arch!r} generator has no fusion blocks); set it 0.")
+
+
+def _validate_swaps(config: ml_collections.ConfigDict) -> None:
+  """Swapped-word negatives need a text encoder that reads word order."""
+  weight = config.loss.get("swap_weight", 0.0)
+  if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+    raise ValueError(f"config.loss.swap_weight={weight!r} must be a number >= 0 (0: off).")
+  if weight and config.text.encoder == "bow":
+    raise ValueError(f"config.loss.swap_weight={weight} asks D to tell a caption from its "
+                     f"words swapped, which text.encoder='bow' (a bag of words) encodes "
+                     f"identically: use 'minilm' or 'transformer', or set it 0.")
 
 
 def _validate_views(config: ml_collections.ConfigDict) -> None:

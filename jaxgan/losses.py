@@ -72,6 +72,28 @@ def bce_g_loss(fake_logits: jax.Array) -> jax.Array:
   return jnp.mean(jax.nn.softplus(-_f32(fake_logits)))
 
 
+def mismatched_loss(kind: str, logits: jax.Array, valid: jax.Array) -> jax.Array:
+  """D's loss on extra mismatched pairs (label fake), as heavy as DF-GAN's mismatched term.
+
+  For pairs that only some examples have (a real image with its own caption,
+  attribute words swapped: :mod:`jaxgan.data.caption_swaps`).
+
+  Args:
+    kind: "hinge" or "bce", the run's loss.
+    logits: [B] D on the pairs.
+    valid: [B] bool, which examples have such a pair.
+
+  Returns:
+    Scalar ``0.5 * mean(relu(1 + logits))`` (hinge) or ``0.5 *
+    mean(softplus(logits))`` (bce) over the valid examples; 0 if none is.
+  """
+  if kind not in _FAKE_LABEL_LOSSES:
+    raise ValueError(f"unknown loss {kind!r}; valid: {', '.join(sorted(_FAKE_LABEL_LOSSES))}")
+  per_example = _FAKE_LABEL_LOSSES[kind](_f32(logits))
+  weights = valid.astype(jnp.float32)
+  return 0.5 * jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
 def _per_example_sq_norm(g: jax.Array) -> jax.Array:
   """Squared L2 norm over every axis but the first, in float32."""
   g = _f32(g)
@@ -257,6 +279,11 @@ def r1_penalty(logits_fn: Callable[[jax.Array], jax.Array],
   return 0.5 * gamma * jnp.mean(_per_example_sq_norm(gx))
 
 
+# Per example, the loss of a logit labelled fake (each d_loss's fake terms).
+_FAKE_LABEL_LOSSES = {
+    "hinge": lambda logits: jax.nn.relu(1.0 + logits),
+    "bce": jax.nn.softplus,
+}
 _LOSSES = {
     "hinge": (hinge_d_loss, hinge_g_loss),
     "bce": (bce_d_loss, bce_g_loss),

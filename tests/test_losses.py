@@ -22,6 +22,22 @@ def test_hinge_known_values():
                              -2.0)
 
 
+@pytest.mark.parametrize("kind, per_example", [
+    ("hinge", lambda x: np.maximum(1.0 + x, 0.0)),
+    ("bce", lambda x: np.log1p(np.exp(x))),
+])
+def test_mismatched_loss_counts_valid_examples_only(kind, per_example):
+  logits = np.array([0.5, -3.0, 2.0, -0.2], np.float32)
+  valid = np.array([True, True, False, True])
+  loss = losses.mismatched_loss(kind, jnp.asarray(logits), jnp.asarray(valid))
+  assert loss.dtype == jnp.float32 and loss.shape == ()
+  # Half, as DF-GAN's mismatched term in the D loss.
+  np.testing.assert_allclose(loss, 0.5 * np.mean(per_example(logits[valid])), rtol=1e-6)
+  assert losses.mismatched_loss(kind, jnp.asarray(logits), jnp.zeros(4, bool)) == 0.0
+  with pytest.raises(ValueError, match="unknown loss"):
+    losses.mismatched_loss("wasserstein", jnp.asarray(logits), jnp.asarray(valid))
+
+
 def test_hinge_is_zero_beyond_margin():
   d = losses.hinge_d_loss(jnp.full(4, 3.0), jnp.full(4, -3.0),
                           jnp.full(4, -1.0))

@@ -337,6 +337,24 @@ def test_text_encoder_gets_no_gradient_from_g_loss_ma_gp_or_g_input():
   np.testing.assert_allclose(metrics["d_loss"], terms["adv"] + terms["gp"], rtol=1e-5)
 
 
+def _assert_step_follows(state, new_state, metrics, d_loss, g_loss):
+  """The step's D and G losses are ``d_loss(d, text)`` and ``g_loss(g, d)``
+  (against the updated D), and D, the text encoder and G moved against their
+  gradients; returns those three gradients."""
+  np.testing.assert_allclose(metrics["d_loss"], d_loss(state.discriminator,
+                                                       state.text_encoder), rtol=1e-5)
+  np.testing.assert_allclose(metrics["g_loss"], g_loss(state.generator,
+                                                       new_state.discriminator), rtol=1e-5)
+  d_grad, text_grad = jax.grad(d_loss, argnums=(0, 1))(state.discriminator,
+                                                       state.text_encoder)
+  _assert_moved_against_gradient(state.discriminator, new_state.discriminator, d_grad, "D")
+  _assert_moved_against_gradient(state.text_encoder, new_state.text_encoder, text_grad,
+                                 "text encoder")
+  g_grad = jax.grad(g_loss)(state.generator, new_state.discriminator)
+  _assert_moved_against_gradient(state.generator, new_state.generator, g_grad, "G")
+  return d_grad, text_grad, g_grad
+
+
 def _unit(x):
   # As DF-GAN's D: finite for a zero vector (the caption queue's unwritten
   # slots are zeros, embedded before they are masked).
@@ -374,11 +392,11 @@ class ContrastiveDiscriminator(MatchingDiscriminator):
 
 
 def _one_step_with_heads(loss: str, weight: float, temperature: float | None,
-                         **loss_settings):
+                         batch=None, **loss_settings):
   """One step of the D with both heads, ``loss.{loss}_weight`` and
   ``_temperature`` (and ``loss_settings``; None deletes a key, as in a config
-  saved before it existed) set: (models, state before, state after, metrics,
-  reference)."""
+  saved before it existed) set, on ``batch`` (default ``_batch()``):
+  (models, state before, state after, metrics, reference)."""
   models = GanModels(generator=NoiseFreeGenerator(), discriminator=ContrastiveDiscriminator(),
                      text_encoder=BagOfWords(), text_frozen=False,
                      generator_has_state=False, z_dim=4)
@@ -393,7 +411,7 @@ def _one_step_with_heads(loss: str, weight: float, temperature: float | None,
       config.loss[name] = value
   state = init_state(models, config, jax.random.key(0))
   step = jax.jit(make_train_step(models, config, STEP_KEY))
-  batch = _batch()
+  batch = _batch() if batch is None else batch
   new_state, metrics = step(state, batch)
   return models, state, new_state, metrics, Reference(models, config, state, batch)
 
@@ -421,17 +439,7 @@ def test_contrastive_loss_trains_d_the_text_encoder_and_g():
   d_contrastive = contrastive(state.discriminator, ref.real,
                               ref.sentence(state.text_encoder))
   np.testing.assert_allclose(metrics["d_contrastive"], d_contrastive, rtol=1e-5)
-  np.testing.assert_allclose(metrics["d_loss"], d_loss(state.discriminator,
-                                                       state.text_encoder), rtol=1e-5)
-  np.testing.assert_allclose(metrics["g_loss"], g_loss(state.generator,
-                                                       new_state.discriminator), rtol=1e-5)
-  d_grad, text_grad = jax.grad(d_loss, argnums=(0, 1))(state.discriminator,
-                                                       state.text_encoder)
-  _assert_moved_against_gradient(state.discriminator, new_state.discriminator, d_grad, "D")
-  _assert_moved_against_gradient(state.text_encoder, new_state.text_encoder, text_grad,
-                                 "text encoder")
-  g_grad = jax.grad(g_loss)(state.generator, new_state.discriminator)
-  _assert_moved_against_gradient(state.generator, new_state.generator, g_grad, "G")
+  g_grad = _assert_step_follows(state, new_state, metrics, d_loss, g_loss)[2]
   # The term is not negligible here, so the checks above can tell it is there.
   g_adv_grad = jax.grad(ref.g_loss)(state.generator, new_state.discriminator)
   assert any(np.any(np.sign(a) != np.sign(b))
@@ -455,16 +463,8 @@ def test_view_contrastive_loss_trains_d_alone():
 
   np.testing.assert_allclose(metrics["d_view_contrastive"], view_loss(state.discriminator),
                              rtol=1e-5)
-  np.testing.assert_allclose(metrics["d_loss"], d_loss(state.discriminator,
-                                                       state.text_encoder), rtol=1e-5)
   # G's loss has no such term: the plain one, through the updated D.
-  np.testing.assert_allclose(metrics["g_loss"], ref.g_loss(state.generator,
-                                                           new_state.discriminator), rtol=1e-5)
-  d_grad, text_grad = jax.grad(d_loss, argnums=(0, 1))(state.discriminator,
-                                                       state.text_encoder)
-  _assert_moved_against_gradient(state.discriminator, new_state.discriminator, d_grad, "D")
-  _assert_moved_against_gradient(state.text_encoder, new_state.text_encoder, text_grad,
-                                 "text encoder")
+  d_grad = _assert_step_follows(state, new_state, metrics, d_loss, ref.g_loss)[0]
   # The term is not negligible here, so the check on D can tell it is there.
   plain_grad = jax.grad(ref.d_loss)(state.discriminator, state.text_encoder)
   assert any(np.any(np.sign(a) != np.sign(b))
@@ -513,6 +513,80 @@ def test_word_loss_trains_d_on_real_captions_and_g_on_its_own(g_scale):
   plain_text_grad = jax.grad(ref.d_loss, argnums=1)(state.discriminator, state.text_encoder)
   _assert_moved_against_gradient(state.text_encoder, new_state.text_encoder,
                                  plain_text_grad, "text encoder")
+
+
+def _swap_batch(has_swap) -> dict[str, np.ndarray]:
+  """``_batch()`` with swapped captions: other tokens than the captions' own
+  (the bag-of-words test encoder would embed a mere permutation alike)."""
+  return {**_batch(), "swap_ids": np.array([[2, 3, 1], [3, 1, 0]], np.int32),
+          "swap_mask": np.array([[True, True, True], [True, True, False]]),
+          "has_swap": np.asarray(has_swap)}
+
+
+def _swap_step(swap_weight: float, batch, contrastive_weight=0.7, temperature=0.5):
+  return _one_step_with_heads("contrastive", contrastive_weight, temperature, batch=batch,
+                              swap_weight=swap_weight)
+
+
+def test_swapped_captions_are_mismatched_for_d_and_negatives_for_d_and_g():
+  """Only the examples that have a swapped caption count (here the first)."""
+  weight, swap_weight, temperature = 0.7, 10.0, 0.5
+  batch = _swap_batch([True, False])
+  models, state, new_state, metrics, ref = _swap_step(swap_weight, batch, weight, temperature)
+  valid = batch["has_swap"]
+
+  def swapped(text_params):
+    return models.encode_text(text_params, batch["swap_ids"], batch["swap_mask"])
+
+  def contrastive(d_params, images, sentence, swapped_sentence):
+    features = models.d_features(d_params, images)
+    image_embeddings, sentence_embeddings = models.d_embeddings(d_params, features, sentence)
+    _, negatives = models.d_embeddings(d_params, features, swapped_sentence)
+    return losses.contrastive_loss(image_embeddings, sentence_embeddings, temperature,
+                                   negatives, valid)
+
+  def swap_loss(d_params, text_params):
+    logits = ref.logits(d_params, ref.real, swapped(text_params))
+    # Hinge, first example only, half weight as DF-GAN's mismatched term.
+    return 0.5 * jax.nn.relu(1.0 + logits[0])
+
+  def d_loss(d_params, text_params):
+    return (ref.d_loss(d_params, text_params) + swap_weight * swap_loss(d_params, text_params)
+            + weight * contrastive(d_params, ref.real, ref.sentence(text_params),
+                                   swapped(text_params)))
+
+  def g_loss(g_params, d_params):
+    # G's captions and their swaps are the text before D's update, fixed.
+    sentence = ref.sentence(state.text_encoder)
+    return ref.g_loss(g_params, d_params) + weight * contrastive(
+        d_params, ref.generate(g_params, sentence), sentence, swapped(state.text_encoder))
+
+  np.testing.assert_allclose(metrics["d_swap_loss"],
+                             swap_loss(state.discriminator, state.text_encoder), rtol=1e-5)
+  np.testing.assert_allclose(
+      metrics["d_swap_logit"],
+      ref.logits(state.discriminator, ref.real, swapped(state.text_encoder))[0], rtol=1e-5)
+  # The swapped captions teach the text encoder too (through D's loss only).
+  _, text_grad, g_grad = _assert_step_follows(state, new_state, metrics, d_loss, g_loss)
+  # The terms are not negligible here, so the checks above can tell they are there.
+  assert float(metrics["d_swap_loss"]) > 0.1
+  # (Adam's first step moves by the gradient's sign: compare signs.)
+  plain_text_grad = jax.grad(lambda t: d_loss(state.discriminator, t) - swap_weight
+                             * swap_loss(state.discriminator, t))(state.text_encoder)
+  plain_g_grad = jax.grad(ref.g_loss)(state.generator, new_state.discriminator)
+  for name, grad, plain in (("text", text_grad, plain_text_grad), ("G", g_grad, plain_g_grad)):
+    assert any(np.any(np.sign(a) != np.sign(b))
+               for a, b in zip(_leaves(grad), _leaves(plain))), name
+
+
+def test_a_batch_without_swapped_captions_trains_as_without_them():
+  _, _, plain, plain_metrics, _ = _swap_step(0.0, _batch())
+  _, _, swapped, metrics, _ = _swap_step(0.6, _swap_batch([False, False]))
+  for name in ("d_loss", "g_loss", "d_contrastive", "g_contrastive"):
+    np.testing.assert_allclose(metrics[name], plain_metrics[name], rtol=1e-6, err_msg=name)
+  assert float(metrics["d_swap_loss"]) == 0.0
+  for a, b in zip(_leaves(plain), _leaves(swapped), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_contrastive_queue_scores_d_and_g_against_the_earlier_captions():

@@ -79,7 +79,8 @@ def dataset_for(config: ml_collections.ConfigDict, source, tokenizer):
       image_size=config.image_size,
       random_crop=not rendered and config.data.get("random_crop", True),
       flip=config.data.get("flip", False), workers=config.data.get("workers", 0),
-      num_threads=config.data.num_threads, prefetch=config.data.prefetch)
+      num_threads=config.data.num_threads, prefetch=config.data.prefetch,
+      swap_words=config.loss.get("swap_weight", 0.0) > 0)
 
 
 __all__ = ["SOURCES", "DataError", "UnreadableDataError", "build_source", "data_seed",

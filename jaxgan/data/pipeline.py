@@ -23,7 +23,7 @@ import grain
 import jax
 import numpy as np
 
-from jaxgan.data import decode
+from jaxgan.data import caption_swaps, decode
 from jaxgan.data.files import DataError
 
 _log = logging.getLogger("jaxgan")
@@ -53,24 +53,38 @@ class _Prepare(grain.transforms.RandomMap):
   """Picks a caption; decodes, crops, resizes and flips an encoded image.
 
   Every random choice comes from the example's grain RNG, in a fixed order
-  (caption, crop offsets, flip), so the same example at the same place of the
-  data order gives the same input in a resumed run and with any number of
-  workers. An unreadable image becomes an ``unreadable`` marker that
-  :class:`_SkipUnreadable` drops and counts.
+  (caption, crop offsets, flip, then the swap), so the same example at the
+  same place of the data order gives the same input in a resumed run and with
+  any number of workers. An unreadable image becomes an ``unreadable`` marker
+  that :class:`_SkipUnreadable` drops and counts.
+
+  With ``swap_words``, the example also carries ``swapped``: its caption with
+  two attribute words swapped (:mod:`jaxgan.data.caption_swaps`), or None.
   """
 
-  def __init__(self, image_size: int, random_crop: bool, flip: bool):
+  def __init__(self, image_size: int, random_crop: bool, flip: bool,
+               swap_words: bool = False):
     self._size = image_size
     self._random_crop = random_crop
     self._flip = flip
+    self._swap_words = swap_words
 
   def random_map(self, element, rng: np.random.Generator):
     captions = element["captions"]
     if not captions:  # a TFDS record can have none; listing all at start would read every one
       return {"unreadable": f"{element.get('name', '?')}: no caption"}
     caption = captions[rng.integers(len(captions))]
+    prepared = self._prepare_image(element, rng)
+    if "unreadable" not in prepared:
+      prepared["caption"] = caption
+      if self._swap_words:
+        # Drawn last, so turning swaps on changes no other choice.
+        prepared["swapped"] = caption_swaps.swap_attribute_words(caption, rng)
+    return prepared
+
+  def _prepare_image(self, element, rng: np.random.Generator):
     if "encoded" not in element:  # rendered at the training size (shapes)
-      return {"image": element["image"], "caption": caption}
+      return {"image": element["image"]}
     u_top, u_left, u_flip = rng.random(3)
     try:
       image = decode.load_rgb(element["encoded"])
@@ -79,10 +93,11 @@ class _Prepare(grain.transforms.RandomMap):
     image = decode.prepare_image(image, self._size, box=element.get("box"),
                                  random_crop=self._random_crop, u_top=u_top, u_left=u_left,
                                  flip=self._flip and u_flip < 0.5)
-    return {"image": image, "caption": caption}
+    return {"image": image}
 
 
 class _Tokenize(grain.transforms.Map):
+  """Caption (and swapped caption) -> fixed-length ids and mask."""
 
   def __init__(self, tokenizer):
     self._tokenizer = tokenizer
@@ -90,8 +105,15 @@ class _Tokenize(grain.transforms.Map):
   def map(self, element):
     if "unreadable" in element:
       return element
-    ids, mask = self._tokenizer.encode([element["caption"]])
-    return {"image": element["image"], "ids": ids[0], "mask": mask[0]}
+    if "swapped" not in element:
+      ids, mask = self._tokenizer.encode([element["caption"]])
+      return {"image": element["image"], "ids": ids[0], "mask": mask[0]}
+    # A caption without a swap stands in for one (same shapes in every
+    # batch); ``has_swap`` leaves it out of the loss.
+    swapped = element["swapped"]
+    ids, mask = self._tokenizer.encode([element["caption"], swapped or element["caption"]])
+    return {"image": element["image"], "ids": ids[0], "mask": mask[0],
+            "swap_ids": ids[1], "swap_mask": mask[1], "has_swap": np.bool_(swapped is not None)}
 
 
 class UnreadableDataError(DataError):
@@ -204,7 +226,7 @@ def make_dataset(source: CaptionedSource, tokenizer, *, global_batch_size: int,
                  seed: int, image_size: int | None = None, random_crop: bool = False,
                  flip: bool = False, workers: int = 0, num_threads: int = 2,
                  prefetch: int = 4, max_unreadable: float = 0.01,
-                 host: int | None = None, num_hosts: int | None = None) -> grain.IterDataset:
+                 swap_words: bool = False, host: int | None = None, num_hosts: int | None = None) -> grain.IterDataset:
   """An endless, reshuffled-every-epoch dataset of tokenized local batches.
 
   Args:
@@ -220,13 +242,17 @@ def make_dataset(source: CaptionedSource, tokenizer, *, global_batch_size: int,
     num_threads: grain read threads (per worker).
     prefetch: batches (per worker: examples) prepared ahead of the training step.
     max_unreadable: the share of unreadable images tolerated before failing.
+    swap_words: also give each example its caption with two attribute words
+      swapped, D's binding negatives (``loss.swap_weight``).
     host, num_hosts: this host's index and the number of hosts (default: JAX's
       process index and count).
 
   Returns:
     A grain ``IterDataset`` of dicts ``image`` uint8 [b, H, W, 3], ``ids``
     int32 [b, L], ``mask`` bool [b, L] and ``skipped`` int32 [b] (unreadable
-    images dropped before each example) with b the local batch size.
+    images dropped before each example) with b the local batch size; with
+    ``swap_words`` also ``swap_ids``, ``swap_mask`` (the swapped caption; the
+    caption itself where none could be made) and ``has_swap`` bool [b].
   """
   host = jax.process_index() if host is None else host
   batch = local_batch_size(global_batch_size, num_hosts)
@@ -238,7 +264,7 @@ def make_dataset(source: CaptionedSource, tokenizer, *, global_batch_size: int,
   # host and for any number of hosts; each host then takes its rows of every
   # global batch. So N hosts train on exactly the batches one host would.
   dataset = (grain.MapDataset.source(source).seed(seed).shuffle().repeat(None)
-             .random_map(_Prepare(image_size, random_crop, flip))
+             .random_map(_Prepare(image_size, random_crop, flip, swap_words))
              .map(_Tokenize(tokenizer)))
   dataset = _HostRows(dataset, global_batch_size, batch, host)
   read_options = grain.ReadOptions(num_threads=num_threads,

@@ -61,6 +61,16 @@ def _all_finite(*trees) -> jax.Array:
       [jnp.all(jnp.isfinite(ravel_pytree(tree)[0])) for tree in trees]))
 
 
+def _joined_negatives(*parts):
+  """Extra negatives of the contrastive loss, ``(embeddings, valid)`` pairs
+  (None for an absent part), joined: ``(None, None)`` when none is given."""
+  parts = [part for part in parts if part is not None]
+  if not parts:
+    return None, None
+  return (jnp.concatenate([embeddings for embeddings, _ in parts]),
+          jnp.concatenate([valid for _, valid in parts]))
+
+
 def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
                     root_key: jax.Array, *,
                     with_norms: bool = True) -> Callable[..., tuple[TrainState, dict]]:
@@ -80,6 +90,14 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   which words each real image's caption holds, and G is asked to make each
   fake read as its own caption's words (:func:`jaxgan.losses.word_prediction_loss`),
   with ``loss.word_g_scale`` times that weight (0: D's auxiliary task only).
+
+  With ``loss.swap_weight`` > 0, the batch also holds each caption with two
+  attribute words swapped (``swap_ids``, ``swap_mask``, ``has_swap``; see
+  :mod:`jaxgan.data.caption_swaps`): D is taught that a real image with its
+  own caption's words bound to other things is a mismatch (a term like
+  DF-GAN's mismatched one, times that weight), and with the contrastive loss
+  those captions are extra negatives for D's reals and G's fakes. Nothing but
+  binding tells them from the true caption.
 
   With ``loss.view_contrastive_weight`` > 0 (and D's view head), D is also
   trained to tell each real image from the batch's others by a random view of
@@ -132,6 +150,8 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
                       if view_weight > 0 else None)
   word_weight = float(config.loss.get("word_weight", 0.0))
   g_word_weight = word_weight * float(config.loss.get("word_g_scale", 1.0))
+  swap_weight = float(config.loss.get("swap_weight", 0.0))
+  loss_kind = config.loss.kind
 
   def train_step(state: TrainState, batch: dict[str, jax.Array], frozen_text=None):
     noise_key = jax.random.fold_in(root_key, state.step)
@@ -153,6 +173,15 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
     text = jax.lax.stop_gradient(models.condition_words(
         d_params.get("text_encoder"), ids, mask, frozen_encoding))
     sentence = text.sentence
+    swaps = swapped_sentence = None
+    if swap_weight > 0:
+      # The captions with swapped words: as mismatched pairs for D (through
+      # the text params it trains), and (fixed) as negatives for G's fakes.
+      swaps = (batch["swap_ids"], batch["swap_mask"],
+               models.encode_frozen(frozen_text, batch["swap_ids"], batch["swap_mask"]))
+      has_swap = batch["has_swap"]
+      swapped_sentence = jax.lax.stop_gradient(
+          models.condition(d_params.get("text_encoder"), *swaps))
     z = jax.random.normal(noise_key, (batch_size, models.z_dim), jnp.float32)
     fake, g_pullback, g_state = jax.vjp(
         lambda g: models.generate(g, state.generator_state, z, sentence, train=True,
@@ -201,6 +230,12 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         mismatched = jnp.roll(text_sentence, 1, axis=0)
       real_logits = models.d_logits(d_params, real_features, text_sentence)
       mismatched_logits = models.d_logits(d_params, real_features, mismatched)
+      if swaps is not None:
+        swapped = models.condition(trainable.get("text_encoder"), *swaps)
+        swapped_logits = models.d_logits(d_params, real_features, swapped)
+        metrics["d_swap_loss"] = losses.mismatched_loss(loss_kind, swapped_logits, has_swap)
+        metrics["d_swap_logit"] = (jnp.sum(jnp.where(has_swap, swapped_logits, 0.0))
+                                   / jnp.maximum(jnp.sum(has_swap), 1))
       fake_logits = models.d_logits(d_params, models.d_features(d_params, d_fake),
                                     text_sentence)
       adversarial = d_loss_fn(real_logits, fake_logits, mismatched_logits)
@@ -211,13 +246,17 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
           "d_mismatch_logit": jnp.mean(mismatched_logits),
       })
       total = adversarial
+      if swaps is not None:
+        total = total + swap_weight * metrics["d_swap_loss"]
       if contrastive_weight > 0:
         if embeddings is None:
           embeddings = models.d_embeddings(d_params, real_features, text_sentence)
-        contrastive = losses.contrastive_loss(
-            *embeddings, temperature,
-            queued_embeddings if queue_negatives else None,
-            queue_valid if queue_negatives else None)
+        negatives, negatives_valid = _joined_negatives(
+            (queued_embeddings, queue_valid) if queue_negatives else None,
+            (models.d_embeddings(d_params, real_features, swapped)[1], has_swap)
+            if swaps is not None else None)
+        contrastive = losses.contrastive_loss(*embeddings, temperature, negatives,
+                                              negatives_valid)
         metrics["d_contrastive"] = contrastive
         total = total + contrastive_weight * contrastive
       if view_weight > 0:
@@ -271,16 +310,18 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         total = total + g_word_weight * words
       if contrastive_weight <= 0:
         return total, metrics
-      if queue_negatives:
-        image_embeddings, sentence_embeddings = models.d_embeddings(
-            d_params["discriminator"], features, jnp.concatenate([sentence, queue]))
-        contrastive = losses.contrastive_loss(
-            image_embeddings, sentence_embeddings[:batch_size], temperature,
-            sentence_embeddings[batch_size:], queue_valid)
-      else:
-        contrastive = losses.contrastive_loss(
-            *models.d_embeddings(d_params["discriminator"], features, sentence),
-            temperature)
+      # One pass of D's text projection over the captions and the negatives.
+      extra = ([queue] if queue_negatives else []) + (
+          [swapped_sentence] if swaps is not None else [])
+      image_embeddings, sentence_embeddings = models.d_embeddings(
+          d_params["discriminator"], features, jnp.concatenate([sentence, *extra]))
+      negatives, negatives_valid = _joined_negatives(
+          (sentence_embeddings[batch_size:batch_size + queue.shape[0]], queue_valid)
+          if queue_negatives else None,
+          (sentence_embeddings[-batch_size:], has_swap) if swaps is not None else None)
+      contrastive = losses.contrastive_loss(
+          image_embeddings, sentence_embeddings[:batch_size], temperature,
+          negatives, negatives_valid)
       metrics["g_contrastive"] = contrastive
       return total + contrastive_weight * contrastive, metrics
 
