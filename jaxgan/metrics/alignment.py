@@ -85,6 +85,8 @@ def eval_sets(num_prompts: int = 200, seed: int = EVAL_SEED) -> dict[str, EvalSe
 # (``{n}_objects/{attribute}``): with two, the model must bind each colour,
 # shape and size to its own place, which a sentence-wide condition can blur.
 OBJECT_1_ATTRIBUTES = tuple(f"{a}_1" for a in probe_lib.SLOT_ATTRIBUTES)
+# ``2_objects/both_colours``: see :func:`alignment`.
+BOTH_COLOURS = "both_colours"
 
 
 def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarray]
@@ -100,7 +102,9 @@ def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarra
     Fractions in [0, 1]: every name in :data:`probe.ATTRIBUTES` and
     ``all_correct``, over all images; and ``{n}_objects/{name}`` for the names
     in :data:`OBJECT_1_ATTRIBUTES` and ``all_correct``, over the images whose
-    prompt has ``n`` objects (for each ``n`` present).
+    prompt has ``n`` objects (for each ``n`` present); and
+    ``2_objects/both_colours``, over the two-object prompts that ask two
+    colours, how often both objects have theirs.
   """
   predicted = probe.predict(images)
   result = probe_lib.accuracy(predicted, attributes)
@@ -111,6 +115,14 @@ def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarra
                                 {k: np.asarray(v)[picked] for k, v in attributes.items()})
     for k in OBJECT_1_ATTRIBUTES + ("all_correct",):
       result[f"{n}_objects/{k}"] = subset[k]
+  # Binding: of the two-object prompts asking two colours, both objects'
+  # colours right (a shared or blended colour gets at most one).
+  colours = np.asarray(attributes["colour"])
+  two_colours = (num_objects == 2) & (colours[:, 0] != colours[:, 1])
+  if two_colours.any():
+    table = probe_lib.correct_table(predicted, attributes)
+    both = table["colour_1"] & table["colour_2"]
+    result[f"2_objects/{BOTH_COLOURS}"] = float(np.mean(both[two_colours]))
   return result
 
 
