@@ -3,6 +3,8 @@
     python benchmarks/train_throughput.py                       # 64x64, nf 32, batch 32
     python benchmarks/train_throughput.py --image_size 32 --text minilm
     python benchmarks/train_throughput.py --image_size 32 --nf 16 --text minilm --contrastive  # configs/base.py
+    python benchmarks/train_throughput.py --image_size 32 --nf 16 --text minilm --contrastive \
+        --word_attention 64 --swap_weight 1 --no_baseline   # what each alignment option costs
 
 Prints img/s of the step (on batches prepared in advance), img/s of the input
 pipeline alone, the first-step compile seconds, model FLOPs per image (XLA's
@@ -10,7 +12,8 @@ cost analysis) and, given ``--peak_tflops`` on an accelerator, the MFU; peak
 memory, and the ratio
 against the MLP GAN baseline at the same size and batch measured in the same run.
 With ``--text minilm`` (adapter on, as in ``configs/base.py``) it also measures
-MiniLM without the adapter, for the adapter's cost.
+MiniLM without the adapter, for the adapter's cost. With ``--word_attention``
+or ``--swap_weight`` it also measures the step without each of them.
 """
 
 import argparse
@@ -31,7 +34,7 @@ xla_flags.set_default_cpu_flags()  # before JAX starts its backend
 import jax  # pylint: disable=wrong-import-position
 
 from configs import base  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxgan import data, run as run_lib, sharding, text
+from jaxgan import config as config_lib, data, run as run_lib, sharding, text
 from jaxgan.train.state import init_state
 from jaxgan.train.step import make_train_step
 
@@ -52,7 +55,8 @@ def prepare_batches(config, count: int) -> tuple[list[dict], float]:
   tokenizer = text.build_tokenizer(
       config.text, data.vocabulary_captions(source, config.data.vocab_examples))
   iterator = iter(data.make_dataset(source, tokenizer, global_batch_size=config.batch_size,
-                                    seed=0, num_threads=config.data.num_threads))
+                                    seed=0, num_threads=config.data.num_threads,
+                                    swap_bigrams=data.swap_bigrams_for(config, source)))
   next(iterator)
   start = time.perf_counter()
   batches = [next(iterator) for _ in range(count)]
@@ -129,6 +133,10 @@ def main():
   parser.add_argument("--contrastive", action="store_true",
                       help="with the contrastive loss as configs/base.py has it "
                            "(model.contrastive_dim=256, weight 1); default: DF-GAN's step")
+  parser.add_argument("--word_attention", type=int, default=0,
+                      help="model.word_attention (G's attention over the words); 0: off")
+  parser.add_argument("--swap_weight", type=float, default=0.0,
+                      help="loss.swap_weight (D's swapped-word negatives); 0: off")
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--no_baseline", action="store_true")
   parser.add_argument("--peak_tflops", type=float, default=None,
@@ -146,6 +154,9 @@ def main():
     config.model.contrastive_dim, config.loss.contrastive_weight = 0, 0.0
     config.model.d_residual_init = 0.0
     config.model.coordinates = False
+  config.model.word_attention = args.word_attention
+  config.loss.swap_weight = args.swap_weight
+  config_lib.validate(config)  # e.g. swaps need an encoder that reads word order
 
   batches, pipeline_img_s = prepare_batches(config, 8)
 
@@ -174,7 +185,18 @@ def main():
     config.text.adapter = True
     print(f"MiniLM, no adapter:   {plain['img_s']:8.1f} img/s  "
           f"(with / without adapter = {result['img_s'] / plain['img_s']:.3f})")
+  for key, off in (("model.word_attention", 0), ("loss.swap_weight", 0.0)):
+    section, name = key.split(".")
+    on = config[section][name]
+    if on:
+      # The same batches: a step without swaps ignores their swapped captions.
+      config[section][name] = off
+      without = measure(config, batches, args.steps)
+      config[section][name] = on
+      print(f"without {key}: {without['img_s']:8.1f} img/s  "
+            f"(with / without = {result['img_s'] / without['img_s']:.3f})")
   if not args.no_baseline:
+    config.model.word_attention, config.loss.swap_weight = 0, 0.0
     config.model.arch, config.loss.kind, config.loss.ma_gp_weight = "mlp", "bce", 0.0
     config.model.contrastive_dim, config.loss.contrastive_weight = 0, 0.0
     config.model.d_residual_init = 0.0  # the MLP's D has no residual blocks

@@ -157,14 +157,17 @@ def get_config() -> ml_collections.ConfigDict:
   # the word head alone reads).
   config.loss.word_g_scale = 1.0
   # Binding negatives (NegCLIP-style, from the caption text alone): each real
-  # image is also shown to D with its own caption, two colour or size words
-  # swapped ("a red circle left of a blue square" -> "a blue circle left of a
-  # red square"; jaxgan/data/caption_swaps.py), labelled mismatched with this
-  # weight (1: as heavy as DF-GAN's mismatched term), and with the contrastive
-  # loss those captions are extra negatives for D's reals and G's fakes.
-  # Another example's caption almost never differs from an image's own by
-  # binding alone, so without them D need not read which colour is where.
-  # Needs a text encoder that reads word order (not bow). 0 = off.
+  # image whose caption has two colour or size words that can trade places
+  # ("a red circle left of a blue square" -> "a blue circle left of a red
+  # square"; only swaps whose word pairs occur in the data's captions, so the
+  # text alone does not give them away; jaxgan/data/caption_swaps.py) is also
+  # shown to D with the swapped caption, labelled mismatched with this weight
+  # (1: as heavy as DF-GAN's mismatched term, averaged over the examples that
+  # have a swap); with the contrastive loss those captions are also extra
+  # negatives for D's reals and G's fakes (at contrastive_weight). Another
+  # example's caption almost never differs from an image's own by binding
+  # alone, so without them D need not read which colour is where. Needs a
+  # text encoder that reads word order (not bow). 0 = off.
   config.loss.swap_weight = 0.0
 
   config.optim = ml_collections.ConfigDict()

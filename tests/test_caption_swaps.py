@@ -10,7 +10,7 @@ import pytest
 from configs import tiny
 from jaxgan import data
 from jaxgan import text
-from jaxgan.data import caption_swaps
+from jaxgan.data import caption_swaps, shapes
 from jaxgan.data.shapes import ShapesSource
 
 
@@ -23,10 +23,11 @@ def _swap(caption: str, seed: int = 0) -> str | None:
     ("a red circle left of a blue square", "a blue circle left of a red square"),
     # Two sizes (one colour word, on both): sizes swap; case and punctuation stay.
     ("A Tiny green star; a HUGE green ring.", "A HUGE green star; a Tiny green ring."),
-    # A phrase moves whole ("navy blue" is blue), modifiers stay ("dark").
+    # A phrase moves whole ("navy blue", "blue-green"), modifiers stay ("dark").
     ("a navy blue circle on a dark red background", "a red circle on a dark navy blue background"),
-    # Words of a class in a list are phrases of their own.
-    ("stripes: red, white", "stripes: white, red"),
+    ("a blue-green bird with a yellow beak", "a yellow bird with a blue-green beak"),
+    # The articles follow the words after them.
+    ("An orange cat and a black dog", "A black cat and an orange dog"),
 ])
 def test_swaps_exchange_two_phrases_of_one_class(caption, expected):
   assert _swap(caption) == expected
@@ -36,7 +37,12 @@ def test_swaps_exchange_two_phrases_of_one_class(caption, expected):
     "a red circle on the left",                    # one colour named
     "a red circle and a crimson square",           # two words, one colour
     "a grey square above a gray ring",             # spellings of one colour
+    "a navy circle and a blue square",             # navy is a blue
     "a large block and a big hoop",                # two words, one size
+    # Coordinated: swapping them says the same.
+    "a bird with black and white wings",
+    "a small to medium sized bird",
+    "stripes: red, white",
     "an orangeish blob beside a bluish one",       # no lexicon word whole
     "",
 ])
@@ -44,23 +50,43 @@ def test_nothing_to_swap_gives_none(caption):
   assert _swap(caption) is None
 
 
-def test_every_swap_of_a_shapes_caption_keeps_its_words_and_changes_its_meaning():
-  source = ShapesSource("train", image_size=16, num_examples=300, seed=3)
+@pytest.fixture(scope="module")
+def shapes_captions():
+  """Training captions to learn the word pairs from, and others to swap."""
+  source = ShapesSource("train", image_size=16, num_examples=100_000, seed=3)
+  known = caption_swaps.known_bigrams(data.vocabulary_captions(source, 5000))
+  return source, known
+
+
+def test_swaps_of_shapes_captions_read_like_captions_and_bind_other_things(shapes_captions):
+  source, known = shapes_captions
   rng = np.random.default_rng(0)
   counts = collections.Counter()
-  for index in range(len(source)):
+  for index in range(5000, 5300):
+    attributes = source.attributes(index)
+    two_colours = (int(attributes["num_objects"]) == 2
+                   and attributes["colour"][0] != attributes["colour"][1])
     for caption in source.captions(index):
-      swapped = caption_swaps.swap_attribute_words(caption, rng)
-      counts["captions"] += 1
+      swapped = caption_swaps.swap_attribute_words(caption, rng, known)
+      counts[two_colours, swapped is not None] += 1
       if swapped is None:
         continue
-      counts["swapped"] += 1
       assert swapped != caption
-      # The same words, in another order (so no synonym trick tells it apart).
+      # The same words in another order, and only word pairs the data's
+      # captions have: nothing in the text tells it from a true caption.
       assert sorted(swapped.split()) == sorted(caption.split())
-  # Almost every caption names an object colour and a background colour that
-  # differ; those without one say "dark" for a black background.
-  assert counts["swapped"] > 0.9 * counts["captions"], counts
+      assert caption_swaps.bigrams(swapped) <= known
+      # No held-out (shape, colour) pair is ever written, even as a negative.
+      for shape, colour in shapes.HOLDOUT_PAIRS:
+        for colour_word in shapes.COLOUR_WORDS[colour]:
+          for shape_word in shapes.SHAPE_WORDS[shape]:
+            assert f" {colour_word} {shape_word}" not in f" {swapped} "
+  # Most two-colour captions get a swap; an object and the background rarely
+  # can (backgrounds and objects take different colours, except white, black).
+  assert counts[True, True] > 0.6 * (counts[True, True] + counts[True, False]), counts
+  unfiltered = sum(caption_swaps.swap_attribute_words(c, rng) is not None
+                   for i in range(5000, 5300) for c in source.captions(i))
+  assert unfiltered > counts[True, True] + counts[False, True]
 
 
 def test_the_pipeline_tokenizes_the_swap_beside_the_caption_and_draws_nothing_else():
@@ -68,13 +94,15 @@ def test_the_pipeline_tokenizes_the_swap_beside_the_caption_and_draws_nothing_el
   source = data.build_source(config)
   tokenizer = text.build_tokenizer(config.text, data.vocabulary_captions(source, 200))
 
-  def first_batches(swap_words):
+  known = caption_swaps.known_bigrams(data.vocabulary_captions(source, 200))
+
+  def first_batches(swap_bigrams):
     dataset = data.make_dataset(source, tokenizer, global_batch_size=8, seed=5,
-                                num_threads=1, swap_words=swap_words)
+                                num_threads=1, swap_bigrams=swap_bigrams)
     iterator = iter(dataset)
     return [next(iterator) for _ in range(2)]
 
-  plain, swapped = first_batches(False), first_batches(True)
+  plain, swapped = first_batches(None), first_batches(known)
   assert set(plain[0]) == {"image", "ids", "mask", "skipped"}
   for without, batch in zip(plain, swapped):
     # Turning swaps on changes none of the other draws.

@@ -142,6 +142,17 @@ def test_arrayrecord_through_the_pipeline_is_deterministic(prepared):
     np.testing.assert_array_equal(a["image"], b["image"])
     np.testing.assert_array_equal(a["ids"], b["ids"])
     assert not a["skipped"].any()
+  # Caption swaps are drawn after the caption, crop and flip: those stay.
+  dataset = make_dataset(source, tokenizer, global_batch_size=4, seed=3, image_size=16,
+                         random_crop=True, flip=True, swap_bigrams=frozenset())
+  iterator = iter(dataset)
+  for plain in first:
+    batch = next(iterator)
+    for key in plain:
+      np.testing.assert_array_equal(batch[key], plain[key], err_msg=key)
+    # No word pair is known, so no swap qualifies: each caption stands in.
+    assert not batch["has_swap"].any()
+    np.testing.assert_array_equal(batch["swap_ids"], batch["ids"])
 
 
 def test_arrayrecord_errors(prepared, tmp_path):

@@ -538,12 +538,12 @@ def test_swapped_captions_are_mismatched_for_d_and_negatives_for_d_and_g():
   def swapped(text_params):
     return models.encode_text(text_params, batch["swap_ids"], batch["swap_mask"])
 
-  def contrastive(d_params, images, sentence, swapped_sentence):
+  def contrastive(d_params, images, sentence, swapped_sentence, swaps_count=True):
     features = models.d_features(d_params, images)
     image_embeddings, sentence_embeddings = models.d_embeddings(d_params, features, sentence)
     _, negatives = models.d_embeddings(d_params, features, swapped_sentence)
     return losses.contrastive_loss(image_embeddings, sentence_embeddings, temperature,
-                                   negatives, valid)
+                                   negatives, valid & swaps_count)
 
   def swap_loss(d_params, text_params):
     logits = ref.logits(d_params, ref.real, swapped(text_params))
@@ -555,11 +555,12 @@ def test_swapped_captions_are_mismatched_for_d_and_negatives_for_d_and_g():
             + weight * contrastive(d_params, ref.real, ref.sentence(text_params),
                                    swapped(text_params)))
 
-  def g_loss(g_params, d_params):
+  def g_loss(g_params, d_params, swaps_count=True):
     # G's captions and their swaps are the text before D's update, fixed.
     sentence = ref.sentence(state.text_encoder)
     return ref.g_loss(g_params, d_params) + weight * contrastive(
-        d_params, ref.generate(g_params, sentence), sentence, swapped(state.text_encoder))
+        d_params, ref.generate(g_params, sentence), sentence, swapped(state.text_encoder),
+        swaps_count)
 
   np.testing.assert_allclose(metrics["d_swap_loss"],
                              swap_loss(state.discriminator, state.text_encoder), rtol=1e-5)
@@ -570,10 +571,11 @@ def test_swapped_captions_are_mismatched_for_d_and_negatives_for_d_and_g():
   _, text_grad, g_grad = _assert_step_follows(state, new_state, metrics, d_loss, g_loss)
   # The terms are not negligible here, so the checks above can tell they are there.
   assert float(metrics["d_swap_loss"]) > 0.1
-  # (Adam's first step moves by the gradient's sign: compare signs.)
+  # (Adam's first step moves by the gradient's sign: compare signs.) D's
+  # swap term reaches the text; G's swapped negatives reach G.
   plain_text_grad = jax.grad(lambda t: d_loss(state.discriminator, t) - swap_weight
                              * swap_loss(state.discriminator, t))(state.text_encoder)
-  plain_g_grad = jax.grad(ref.g_loss)(state.generator, new_state.discriminator)
+  plain_g_grad = jax.grad(g_loss)(state.generator, new_state.discriminator, False)
   for name, grad, plain in (("text", text_grad, plain_text_grad), ("G", g_grad, plain_g_grad)):
     assert any(np.any(np.sign(a) != np.sign(b))
                for a, b in zip(_leaves(grad), _leaves(plain))), name

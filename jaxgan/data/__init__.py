@@ -80,9 +80,19 @@ def dataset_for(config: ml_collections.ConfigDict, source, tokenizer):
       random_crop=not rendered and config.data.get("random_crop", True),
       flip=config.data.get("flip", False), workers=config.data.get("workers", 0),
       num_threads=config.data.num_threads, prefetch=config.data.prefetch,
-      swap_words=config.loss.get("swap_weight", 0.0) > 0)
+      swap_bigrams=swap_bigrams_for(config, source))
+
+
+def swap_bigrams_for(config: ml_collections.ConfigDict, source):
+  """What a run's caption swaps may produce (``loss.swap_weight`` > 0): the
+  neighbouring-word pairs of the captions its vocabulary is built from; None
+  when it makes no swaps."""
+  if not config.loss.get("swap_weight", 0.0) > 0:
+    return None
+  from jaxgan.data.caption_swaps import known_bigrams  # pylint: disable=g-import-not-at-top
+  return known_bigrams(vocabulary_captions(source, config.data.vocab_examples))
 
 
 __all__ = ["SOURCES", "DataError", "UnreadableDataError", "build_source", "data_seed",
            "dataset_for", "is_valid_source", "make_dataset", "fixed_captions",
-           "vocabulary_captions"]
+           "swap_bigrams_for", "vocabulary_captions"]

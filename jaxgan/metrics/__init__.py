@@ -229,10 +229,14 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append("")
     lines.append("generated, object 1, by the prompt's number of objects")
     lines.append(f"{'attribute':<14}" + "".join(f"{title:>14}" for title, _ in by_objects))
-    for row in alignment_lib.OBJECT_1_ATTRIBUTES + ("all_correct", alignment_lib.BOTH_COLOURS):
-      values = [result.get(f"{prefix}/{row}") for _, prefix in by_objects]
-      lines.append(f"{row:<14}" + "".join(f"{v:>14.3f}" if v is not None else f"{'-':>14}"
-                                         for v in values))
+    for row in alignment_lib.OBJECT_1_ATTRIBUTES + ("all_correct",):
+      lines.append(f"{row:<14}" + "".join(f"{result[f'{prefix}/{row}']:>14.3f}"
+                                         for _, prefix in by_objects))
+    # One-object prompts have no such score.
+    row = alignment_lib.BOTH_COLOURS
+    values = [result.get(f"{prefix}/{row}") for _, prefix in by_objects]
+    lines.append(f"{row:<14}" + "".join(f"{v:>14.3f}" if v is not None else f"{'-':>14}"
+                                       for v in values))
   lines.append("")
   lines.append(f"{'Fréchet (probe)':<16}{'generated':>12}{'real floor':>12}")
   for group in ("train", "holdout", "all"):

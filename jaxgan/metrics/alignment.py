@@ -104,7 +104,7 @@ def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarra
     in :data:`OBJECT_1_ATTRIBUTES` and ``all_correct``, over the images whose
     prompt has ``n`` objects (for each ``n`` present); and
     ``2_objects/both_colours``, over the two-object prompts that ask two
-    colours, how often both objects have theirs.
+    colours, how often each of the two places holds an object of its colour.
   """
   predicted = probe.predict(images)
   result = probe_lib.accuracy(predicted, attributes)
@@ -115,15 +115,29 @@ def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarra
                                 {k: np.asarray(v)[picked] for k, v in attributes.items()})
     for k in OBJECT_1_ATTRIBUTES + ("all_correct",):
       result[f"{n}_objects/{k}"] = subset[k]
-  # Binding: of the two-object prompts asking two colours, both objects'
-  # colours right (a shared or blended colour gets at most one).
   colours = np.asarray(attributes["colour"])
   two_colours = (num_objects == 2) & (colours[:, 0] != colours[:, 1])
   if two_colours.any():
-    table = probe_lib.correct_table(predicted, attributes)
-    both = table["colour_1"] & table["colour_2"]
+    both = _colours_in_place(predicted, attributes)
     result[f"2_objects/{BOTH_COLOURS}"] = float(np.mean(both[two_colours]))
   return result
+
+
+def _colours_in_place(predicted: Mapping[str, np.ndarray],
+                      attributes: Mapping[str, np.ndarray]) -> np.ndarray:
+  """Per image: an object of each asked colour stands at that object's place.
+
+  Binding, read by place: the probe's objects are matched to the prompt's by
+  grid cell, never by colour (the attribute scored), so colours drawn at each
+  other's places, shared, blended or misplaced count as wrong.
+  """
+  positions, colours = np.asarray(predicted["position"]), np.asarray(predicted["colour"])
+  right = np.ones(len(positions), bool)
+  for slot in range(2):
+    asked_position = np.asarray(attributes["position"])[:, slot:slot + 1]
+    asked_colour = np.asarray(attributes["colour"])[:, slot:slot + 1]
+    right &= np.any((positions == asked_position) & (colours == asked_colour), axis=1)
+  return right
 
 
 def alignment_report(probe: probe_lib.Probe, sets: Mapping[str, EvalSet],

@@ -92,12 +92,13 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   with ``loss.word_g_scale`` times that weight (0: D's auxiliary task only).
 
   With ``loss.swap_weight`` > 0, the batch also holds each caption with two
-  attribute words swapped (``swap_ids``, ``swap_mask``, ``has_swap``; see
-  :mod:`jaxgan.data.caption_swaps`): D is taught that a real image with its
-  own caption's words bound to other things is a mismatch (a term like
-  DF-GAN's mismatched one, times that weight), and with the contrastive loss
-  those captions are extra negatives for D's reals and G's fakes. Nothing but
-  binding tells them from the true caption.
+  attribute words swapped where one reads like a caption (``swap_ids``,
+  ``swap_mask``, ``has_swap``; see :mod:`jaxgan.data.caption_swaps`): D is
+  taught that a real image with its own caption's words bound to other things
+  is a mismatch (a term like DF-GAN's mismatched one over the examples that
+  have a swap, times that weight), and with the contrastive loss those
+  captions are extra negatives for D's reals and G's fakes (at the
+  contrastive weight). They hold the caption's words, only bound otherwise.
 
   With ``loss.view_contrastive_weight`` > 0 (and D's view head), D is also
   trained to tell each real image from the batch's others by a random view of
