@@ -7,7 +7,9 @@ against its own caption and against the same caption with one attribute of
 its first object changed (another shape, colour, size or grid cell, drawn at
 random), and, on the two-object images with two colours, against the caption
 with the two objects' colours swapped ("colours_swapped": the same words, the
-colours bound to the other places). Printed per attribute: how often D prefers the true caption, by its
+colours bound to the other places), and the same pair of captions scored
+with another image ("colours_swapped_other_image", a control: D should not
+prefer either there; if it does, it reads the text, not the image). Printed per attribute: how often D prefers the true caption, by its
 matching logit, with a contrastive head by the head's cosine, and with a
 caption-word head by how likely the head finds each caption's words. 0.5 is
 chance; an attribute D does not read gives G no reason to draw it right.
@@ -70,15 +72,19 @@ def main():
   word_logits = (models.d_word_logits(d_params, features)
                  if config.model.get("word_dim", 0) else None)
 
-  def scores(captions):
+  def scores(captions, image_shift=0):
+    """D's scores of each caption with its image (or the one ``image_shift`` on)."""
     ids, mask = tokenizer.encode(captions)
     sentence = models.encode_text(text_params, ids, mask, frozen)
-    result = {"logit": models.d_logits(d_params, features, sentence)}
+    image_features = jnp.roll(features, image_shift, axis=0)
+    result = {"logit": models.d_logits(d_params, image_features, sentence)}
     if head:
-      image_embeddings, sentence_embeddings = models.d_embeddings(d_params, features, sentence)
+      image_embeddings, sentence_embeddings = models.d_embeddings(d_params, image_features,
+                                                                  sentence)
       result["cosine"] = jnp.sum(image_embeddings * sentence_embeddings, axis=-1)
     if word_logits is not None:
-      result["words"] = losses.caption_log_likelihood(word_logits, ids, mask)
+      result["words"] = losses.caption_log_likelihood(jnp.roll(word_logits, image_shift, axis=0),
+                                                      ids, mask)
     return result
 
   true_scores = scores([shapes.describe(a) for a in attributes])
@@ -98,12 +104,22 @@ def main():
       new = {key: np.array(value, copy=True) for key, value in a.items()}
       new["colour"] = new["colour"][::-1].copy()
       return new
-    swapped_scores = scores([shapes.describe(swapped(a) if pick else a)
-                             for a, pick in zip(attributes, two)])
+    swapped_captions = [shapes.describe(swapped(a) if pick else a)
+                        for a, pick in zip(attributes, two)]
+    swapped_scores = scores(swapped_captions)
     report["colours_swapped"] = {
         kind: round(float(jnp.mean((true_scores[kind] > swapped_scores[kind])[two])), 3)
         for kind in true_scores}
     report["colours_swapped"]["images"] = int(two.sum())
+    # The control: the same two captions scored with another image, which
+    # neither describes. A preference there comes from the text alone (a swap
+    # that reads unlike a caption), not from looking at the image: 0.5 is
+    # what reading the image gives.
+    captions = [shapes.describe(a) for a in attributes]
+    other_true, other_swapped = scores(captions, 1), scores(swapped_captions, 1)
+    report["colours_swapped_other_image"] = {
+        kind: round(float(jnp.mean((other_true[kind] > other_swapped[kind])[two])), 3)
+        for kind in true_scores}
   print(json.dumps({"workdir": args.workdir, "step": step, "num": args.num,
                     "true_caption_preferred": report}))
 
