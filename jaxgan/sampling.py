@@ -391,13 +391,11 @@ class Pipeline:
                        "(model.word_attention), which do not blend between two prompts: "
                        "interpolate between two seeds of one prompt (seed_b) instead")
     seed, truncation = _check_seed(seed), _check_truncation(truncation)
-    sentences = self.encode([prompt_a, prompt_b])
     ends = [(prompt_a, seed), (prompt_b, seed if seed_b is None else _check_seed(seed_b))]
     z = [self.noise([p], 1, s, truncation)[0] for p, s in ends]
     ts = np.linspace(0.0, 1.0, int(steps))
     frame_z = np.stack([z[0] if seed_b is None else _slerp(z[0], z[1], t) for t in ts])
-    frame_s = np.stack([(1.0 - t) * sentences[0] + t * sentences[1] for t in ts])
-    frame_z, frame_s = self._pad_rows(frame_z), self._pad_rows(frame_s.astype(np.float32))
+    frame_z = self._pad_rows(frame_z)
     if reads_words:
       # One prompt: only the noise moves, and every frame reads its words.
       ids, mask = (np.repeat(a, len(frame_z), axis=0) for a in self.tokenize([prompt_a]))
@@ -405,8 +403,10 @@ class Pipeline:
                                  self.params["text_encoder"], self.params["frozen_text"],
                                  *self._put(frame_z, ids, mask))
     else:
+      sentences = self.encode([prompt_a, prompt_b])
+      frame_s = np.stack([(1.0 - t) * sentences[0] + t * sentences[1] for t in ts])
       images = self._synthesize(self.params["generator_ema"], self.params["generator_state"],
-                                *self._put(frame_z, frame_s))
+                                *self._put(frame_z, self._pad_rows(frame_s.astype(np.float32))))
     return _as_chain(postprocess)(np.asarray(jax.device_get(images))[:int(steps)])
 
 

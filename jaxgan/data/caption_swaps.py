@@ -91,20 +91,20 @@ def _phrases(pieces: list[str], terms: dict[str, str]) -> list[tuple[int, int, s
   return phrases
 
 
-def swap_candidates(pieces: list[str]) -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
-  """The swaps that can change a caption's meaning: (class, piece span, piece span).
+def swap_candidates(pieces: list[str]) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+  """The swaps that can change a caption's meaning: pairs of piece spans.
 
   ``pieces``: the caption split by :func:`split`. Two phrases qualify when
   they are of one class, have different basic terms and are not coordinated
   (only commas, "and", "or", "to" between them).
   """
   candidates = []
-  for name, terms in WORD_CLASSES.items():
+  for terms in WORD_CLASSES.values():
     phrases = _phrases(pieces, terms)
     for i, (start_a, end_a, term_a) in enumerate(phrases):
       for start_b, end_b, term_b in phrases[i + 1:]:
         if term_a != term_b and not _COORDINATION.fullmatch("".join(pieces[end_a:start_b])):
-          candidates.append((name, (start_a, end_a), (start_b, end_b)))
+          candidates.append(((start_a, end_a), (start_b, end_b)))
   return candidates
 
 
@@ -160,7 +160,7 @@ def swap_attribute_words(caption: str, rng: np.random.Generator,
   """
   pieces = split(caption)
   results = []
-  for _, span_a, span_b in swap_candidates(pieces):
+  for span_a, span_b in swap_candidates(pieces):
     swapped = "".join(_swapped(pieces, span_a, span_b))
     if known is None or bigrams(swapped) <= known:
       results.append(swapped)

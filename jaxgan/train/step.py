@@ -181,8 +181,9 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
       swaps = (batch["swap_ids"], batch["swap_mask"],
                models.encode_frozen(frozen_text, batch["swap_ids"], batch["swap_mask"]))
       has_swap = batch["has_swap"]
-      swapped_sentence = jax.lax.stop_gradient(
-          models.condition(d_params.get("text_encoder"), *swaps))
+      if contrastive_weight > 0:
+        swapped_sentence = jax.lax.stop_gradient(
+            models.condition(d_params.get("text_encoder"), *swaps))
     z = jax.random.normal(noise_key, (batch_size, models.z_dim), jnp.float32)
     fake, g_pullback, g_state = jax.vjp(
         lambda g: models.generate(g, state.generator_state, z, sentence, train=True,
