@@ -56,7 +56,7 @@ def prepare_batches(config, count: int) -> tuple[list[dict], float]:
       config.text, data.vocabulary_captions(source, config.data.vocab_examples))
   iterator = iter(data.make_dataset(source, tokenizer, global_batch_size=config.batch_size,
                                     seed=0, num_threads=config.data.num_threads,
-                                    swap_bigrams=data.swap_bigrams_for(config, source)))
+                                    caption_edits=data.caption_edits_for(config, source)))
   next(iterator)
   start = time.perf_counter()
   batches = [next(iterator) for _ in range(count)]

@@ -169,6 +169,12 @@ def get_config() -> ml_collections.ConfigDict:
   # alone, so without them D need not read which colour is where. Needs a
   # text encoder that reads word order (not bow). 0 = off.
   config.loss.swap_weight = 0.0
+  # Which edits make those negatives: "swap" (two words trade places, as
+  # above), "replace" (one colour, size or shape word replaced by another of
+  # its class that the caption does not name, "a red circle" -> "a red
+  # triangle": attribute negatives, which random captions seldom are for
+  # shape alone; bow can read these) or "both" (either, drawn per caption).
+  config.loss.swap_edits = "swap"
 
   config.optim = ml_collections.ConfigDict()
   config.optim.g_lr = 1e-4

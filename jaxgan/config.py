@@ -103,14 +103,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def _validate_swaps(config: ml_collections.ConfigDict) -> None:
-  """Swapped-word negatives need a text encoder that reads word order."""
+  """Swapped-word negatives need a text encoder that reads word order; the
+  kinds of edit must be known."""
   weight = config.loss.get("swap_weight", 0.0)
   if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
     raise ValueError(f"config.loss.swap_weight={weight!r} must be a number >= 0 (0: off).")
-  if weight and config.text.encoder == "bow":
+  from jaxgan.data import caption_swaps  # pylint: disable=g-import-not-at-top
+  kinds = caption_swaps.edit_kinds(config.loss.get("swap_edits", "swap"))
+  if weight and "swap" in kinds and config.text.encoder == "bow":
     raise ValueError(f"config.loss.swap_weight={weight} asks D to tell a caption from its "
                      f"words swapped, which text.encoder='bow' (a bag of words) encodes "
-                     f"identically: use 'minilm' or 'transformer', or set it 0.")
+                     f"identically: use 'minilm' or 'transformer', "
+                     f"loss.swap_edits='replace', or set it 0.")
 
 
 def _validate_views(config: ml_collections.ConfigDict) -> None:

@@ -1,4 +1,4 @@
-"""Binding negatives made from the caption text: which words move, which never do."""
+"""Negatives made from the caption text: which words move or are replaced, which never are."""
 
 from __future__ import annotations
 
@@ -50,6 +50,67 @@ def test_nothing_to_swap_gives_none(caption):
   assert _swap(caption) is None
 
 
+@pytest.mark.parametrize("caption, allowed", [
+    # One phrase replaced by a word of its class whose basic term is not
+    # named: never a synonym ("scarlet"), never the other object's colour.
+    ("a red circle left of a blue square",
+     {"a red circle left of a blue triangle", "an orange circle left of a blue square",
+      "a red circle left of a green square"}),
+    # Case follows the word replaced; "a"/"an" follow the new word.
+    ("A Tiny disc", {"A Huge disc", "A Tiny hexagon"}),
+    ("a red disc", {"an orange disc", "an amber disc", "a blue disc", "a red oval"}),
+])
+def test_replacements_change_one_phrase_to_another_term_of_its_class(caption, allowed):
+  rng = np.random.default_rng(0)
+  edits = {caption_swaps.replace_attribute_word(caption, rng) for _ in range(2000)}
+  assert allowed <= edits
+  for edit in edits:
+    changed = [(a, b) for a, b in zip(caption.split(), edit.split()) if a != b]
+    assert len(edit.split()) == len(caption.split())
+    changed_words = [(a, b) for a, b in changed if a.lower() not in ("a", "an")]
+    assert len(changed_words) == 1, edit
+    old, new = (word.lower() for word in changed_words[0])
+    for terms in caption_swaps.REPLACED_CLASSES.values():
+      if old in terms:
+        assert new in terms and terms[new] != terms[old], edit
+        named = {terms[w.lower()] for w in caption.split() if w.lower() in terms}
+        assert terms[new] not in named, edit
+
+
+def test_replacements_need_a_lexicon_word_and_known_word_pairs():
+  rng = np.random.default_rng(0)
+  assert caption_swaps.replace_attribute_word("a bird on a branch", rng) is None
+  known = caption_swaps.known_bigrams(["a red circle", "a blue square", "a red square"])
+  # Only "red" <-> "blue" and "circle" <-> "square" make known pairs here:
+  # "a blue circle" has ("blue", "circle"), never seen, so only the shape moves.
+  edits = {caption_swaps.replace_attribute_word("a red circle", rng, known) for _ in range(50)}
+  assert edits == {"a red square"}
+
+
+def test_caption_edits_draw_either_kind_and_swaps_alone_as_before():
+  caption = "a red circle left of a blue square"
+  both = caption_swaps.CaptionEdits(None, ("swap", "replace"))
+  rng = np.random.default_rng(1)
+  edits = [both(caption, rng) for _ in range(400)]
+  swapped = "a blue circle left of a red square"
+  assert 0.35 < edits.count(swapped) / len(edits) < 0.65
+  assert len(set(edits)) > 20
+  # Swaps alone draw exactly what swap_attribute_words draws, number for number.
+  swaps = caption_swaps.CaptionEdits(None, ("swap",))
+  first, second = np.random.default_rng(2), np.random.default_rng(2)
+  for text in (caption, "A Tiny green star; a HUGE green ring.", "a red circle"):
+    assert swaps(text, first) == _swap_with(text, second)
+  assert first.integers(1 << 30) == second.integers(1 << 30)
+  # With no swap to make, "both" falls back to a replacement.
+  assert both("a red circle", rng) not in (None, "a red circle")
+  with pytest.raises(ValueError, match="non-empty subset"):
+    caption_swaps.CaptionEdits(None, ("shuffle",))
+
+
+def _swap_with(caption, rng):
+  return caption_swaps.swap_attribute_words(caption, rng)
+
+
 @pytest.fixture(scope="module")
 def shapes_captions():
   """Training captions to learn the word pairs from, and others to swap."""
@@ -77,10 +138,7 @@ def test_swaps_of_shapes_captions_read_like_captions_and_bind_other_things(shape
       assert sorted(swapped.split()) == sorted(caption.split())
       assert caption_swaps.bigrams(swapped) <= known
       # No held-out (shape, colour) pair is ever written, even as a negative.
-      for shape, colour in shapes.HOLDOUT_PAIRS:
-        for colour_word in shapes.COLOUR_WORDS[colour]:
-          for shape_word in shapes.SHAPE_WORDS[shape]:
-            assert f" {colour_word} {shape_word}" not in f" {swapped} "
+      assert not _writes_a_holdout_pair(swapped)
   # Most two-colour captions get a swap; an object and the background rarely
   # can (backgrounds and objects take different colours, except white, black).
   assert counts[True, True] > 0.6 * (counts[True, True] + counts[True, False]), counts
@@ -89,23 +147,55 @@ def test_swaps_of_shapes_captions_read_like_captions_and_bind_other_things(shape
   assert unfiltered > counts[True, True] + counts[False, True]
 
 
-def test_the_pipeline_tokenizes_the_swap_beside_the_caption_and_draws_nothing_else():
+def _writes_a_holdout_pair(caption: str) -> bool:
+  for shape, colour in shapes.HOLDOUT_PAIRS:
+    for colour_word in shapes.COLOUR_WORDS[colour]:
+      for shape_word in shapes.SHAPE_WORDS[shape]:
+        if f" {colour_word} {shape_word}" in f" {caption} ":
+          return True
+  return False
+
+
+def test_replacements_of_shapes_captions_read_like_captions_and_reach_every_class(
+    shapes_captions):
+  source, known = shapes_captions
+  rng = np.random.default_rng(0)
+  classes = collections.Counter()
+  for index in range(5000, 5200):
+    for caption in source.captions(index):
+      edit = caption_swaps.replace_attribute_word(caption, rng, known)
+      assert edit is not None and edit != caption  # every caption names a colour
+      assert caption_swaps.bigrams(edit) <= known
+      assert not _writes_a_holdout_pair(edit)
+      new_words = set(caption_swaps.split(edit.lower())) - set(caption_swaps.split(caption.lower()))
+      for name, terms in caption_swaps.REPLACED_CLASSES.items():
+        classes[name] += bool(new_words & set(terms))
+  # A phrase is drawn uniformly: shapes captions name one or two colours per
+  # object plus the background's, a size and a shape per object.
+  total = sum(classes.values())
+  assert total == 1000, classes
+  assert classes["shape"] > 0.15 * total and classes["size"] > 0.15 * total, classes
+
+
+@pytest.mark.parametrize("kinds", [("swap",), ("swap", "replace")])
+def test_the_pipeline_tokenizes_the_edit_beside_the_caption_and_draws_nothing_else(kinds):
   config = tiny.get_config()
   source = data.build_source(config)
   tokenizer = text.build_tokenizer(config.text, data.vocabulary_captions(source, 200))
 
   known = caption_swaps.known_bigrams(data.vocabulary_captions(source, 200))
 
-  def first_batches(swap_bigrams):
+  def first_batches(caption_edits):
     dataset = data.make_dataset(source, tokenizer, global_batch_size=8, seed=5,
-                                num_threads=1, swap_bigrams=swap_bigrams)
+                                num_threads=1, caption_edits=caption_edits)
     iterator = iter(dataset)
     return [next(iterator) for _ in range(2)]
 
-  plain, swapped = first_batches(None), first_batches(known)
+  plain, edited = first_batches(None), first_batches(caption_swaps.CaptionEdits(known, kinds))
   assert set(plain[0]) == {"image", "ids", "mask", "skipped"}
-  for without, batch in zip(plain, swapped):
-    # Turning swaps on changes none of the other draws.
+  replaced = 0
+  for without, batch in zip(plain, edited):
+    # Turning edits on changes none of the other draws.
     for key in without:
       np.testing.assert_array_equal(batch[key], without[key], err_msg=key)
     assert batch["swap_ids"].shape == batch["ids"].shape == (8, config.text.max_length)
@@ -114,9 +204,15 @@ def test_the_pipeline_tokenizes_the_swap_beside_the_caption_and_draws_nothing_el
     for row in range(8):
       caption_tokens = batch["ids"][row][batch["mask"][row]]
       swap_tokens = batch["swap_ids"][row][batch["swap_mask"][row]]
-      if batch["has_swap"][row]:
-        # Word-level tokens: the same multiset, another order.
-        assert sorted(swap_tokens) == sorted(caption_tokens)
-        assert list(swap_tokens) != list(caption_tokens)
-      else:
+      if not batch["has_swap"][row]:
         np.testing.assert_array_equal(swap_tokens, caption_tokens)
+        continue
+      assert list(swap_tokens) != list(caption_tokens)
+      if sorted(swap_tokens) == sorted(caption_tokens):
+        continue  # word-level tokens: a swap is the same multiset, another order
+      # Otherwise a replacement: one word (and maybe its article) changed.
+      assert "replace" in kinds
+      assert len(swap_tokens) == len(caption_tokens)
+      assert 1 <= np.sum(swap_tokens != caption_tokens) <= 2
+      replaced += 1
+  assert ("replace" in kinds) == (replaced > 0)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from configs import tiny
 from jaxgan.data import DataError, arrayrecord, build_source, convert, decode, make_dataset
+from jaxgan.data.caption_swaps import CaptionEdits
 from jaxgan.data.files import FileExample, FileSource
 from jaxgan.text.tokenizer import WordTokenizer
 
@@ -144,13 +145,13 @@ def test_arrayrecord_through_the_pipeline_is_deterministic(prepared):
     assert not a["skipped"].any()
   # Caption swaps are drawn after the caption, crop and flip: those stay.
   dataset = make_dataset(source, tokenizer, global_batch_size=4, seed=3, image_size=16,
-                         random_crop=True, flip=True, swap_bigrams=frozenset())
+                         random_crop=True, flip=True, caption_edits=CaptionEdits(frozenset(), ("swap", "replace")))
   iterator = iter(dataset)
   for plain in first:
     batch = next(iterator)
     for key in plain:
       np.testing.assert_array_equal(batch[key], plain[key], err_msg=key)
-    # No word pair is known, so no swap qualifies: each caption stands in.
+    # No word pair is known, so no edit qualifies: each caption stands in.
     assert not batch["has_swap"].any()
     np.testing.assert_array_equal(batch["swap_ids"], batch["ids"])
 

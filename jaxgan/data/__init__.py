@@ -80,19 +80,21 @@ def dataset_for(config: ml_collections.ConfigDict, source, tokenizer):
       random_crop=not rendered and config.data.get("random_crop", True),
       flip=config.data.get("flip", False), workers=config.data.get("workers", 0),
       num_threads=config.data.num_threads, prefetch=config.data.prefetch,
-      swap_bigrams=swap_bigrams_for(config, source))
+      caption_edits=caption_edits_for(config, source))
 
 
-def swap_bigrams_for(config: ml_collections.ConfigDict, source):
-  """What a run's caption swaps may produce (``loss.swap_weight`` > 0): the
-  neighbouring-word pairs of the captions its vocabulary is built from; None
-  when it makes no swaps."""
+def caption_edits_for(config: ml_collections.ConfigDict, source):
+  """The edits that make a run's negative captions (``loss.swap_weight`` > 0,
+  of the kinds ``loss.swap_edits`` names), allowed the neighbouring-word pairs
+  of the captions its vocabulary is built from; None when it makes none."""
   if not config.loss.get("swap_weight", 0.0) > 0:
     return None
-  from jaxgan.data.caption_swaps import known_bigrams  # pylint: disable=g-import-not-at-top
-  return known_bigrams(vocabulary_captions(source, config.data.vocab_examples))
+  from jaxgan.data import caption_swaps  # pylint: disable=g-import-not-at-top
+  return caption_swaps.CaptionEdits(
+      caption_swaps.known_bigrams(vocabulary_captions(source, config.data.vocab_examples)),
+      caption_swaps.edit_kinds(config.loss.get("swap_edits", "swap")))
 
 
 __all__ = ["SOURCES", "DataError", "UnreadableDataError", "build_source", "data_seed",
            "dataset_for", "is_valid_source", "make_dataset", "fixed_captions",
-           "swap_bigrams_for", "vocabulary_captions"]
+           "caption_edits_for", "vocabulary_captions"]

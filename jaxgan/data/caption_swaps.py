@@ -25,10 +25,19 @@ alone would give it away ("a pink background" where backgrounds are never
 pink; "jet red"), and D could learn that instead of looking at the image.
 That also keeps out word pairs the data never captions (the ``shapes``
 held-out (shape, colour) pairs).
+
+A second kind of edit, a replacement, makes attribute negatives: one colour,
+size or shape word replaced by a word of its class with another basic term
+that the caption does not already name ("a red circle" -> "a red triangle";
+SugarCrepe's replace-att / replace-obj negatives, made from a lexicon instead
+of a language model), under the same word-pair rule. Random captions seldom
+differ from an image's own in one attribute alone (a shape, say), so they never
+make D read it; a replacement does. :class:`CaptionEdits` draws either kind.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Iterable
 
@@ -59,7 +68,31 @@ SIZE_TERMS = {
     **dict.fromkeys(("medium", "mid"), "medium"),
     **dict.fromkeys(("large", "big", "huge", "giant", "long", "tall"), "large"),
 }
+# Nouns of plane shapes, for replacements only: swapping two of them in "a red
+# circle and a red square" says the same thing, where swapping colours never
+# does between two phrases that differ.
+SHAPE_TERMS = {
+    **dict.fromkeys(("circle", "disc", "disk"), "circle"),
+    **dict.fromkeys(("oval", "ellipse"), "oval"),
+    **dict.fromkeys(("square", "block"), "square"),
+    "rectangle": "rectangle",
+    "triangle": "triangle",
+    **dict.fromkeys(("diamond", "rhombus", "lozenge"), "diamond"),
+    "star": "star",
+    "pentagon": "pentagon",
+    "hexagon": "hexagon",
+    "octagon": "octagon",
+    **dict.fromkeys(("cross", "plus"), "cross"),
+    **dict.fromkeys(("ring", "hoop", "donut", "doughnut"), "ring"),
+    "heart": "heart",
+    "crescent": "crescent",
+}
+# What swaps exchange, and what replacements replace.
 WORD_CLASSES = {"colour": COLOUR_TERMS, "size": SIZE_TERMS}
+REPLACED_CLASSES = {"colour": COLOUR_TERMS, "size": SIZE_TERMS, "shape": SHAPE_TERMS}
+EDIT_KINDS = ("swap", "replace")
+# ``loss.swap_edits`` -> the kinds of edit drawn.
+_EDIT_SPECS = {"swap": ("swap",), "replace": ("replace",), "both": EDIT_KINDS}
 
 # Words and the text between them; joining every piece gives the caption back.
 _PIECES = re.compile(r"[A-Za-z]+|[^A-Za-z]+")
@@ -113,18 +146,39 @@ def split(caption: str) -> list[str]:
   return _PIECES.findall(caption)
 
 
+def _fix_articles(pieces: list[str], starts: Iterable[int]) -> list[str]:
+  """"a"/"an" before each of ``starts`` made to fit the word there (in place)."""
+  for start in starts:
+    if start >= 2 and pieces[start - 1] == " " and pieces[start - 2].lower() in _ARTICLES:
+      article = "an" if pieces[start][0].lower() in "aeiou" else "a"
+      old = pieces[start - 2]
+      pieces[start - 2] = article.capitalize() if old[0].isupper() else article
+  return pieces
+
+
 def _swapped(pieces: list[str], span_a: tuple[int, int], span_b: tuple[int, int]) -> list[str]:
   """``pieces`` with the two spans exchanged, and "a"/"an" before each fixed."""
   (start_a, end_a), (start_b, end_b) = span_a, span_b
   moved_b, moved_a = pieces[start_b:end_b], pieces[start_a:end_a]
   result = (pieces[:start_a] + moved_b + pieces[end_a:start_b] + moved_a + pieces[end_b:])
   new_b_start = start_a + len(moved_b) + (start_b - end_a)
-  for start in (start_a, new_b_start):
-    if start >= 2 and result[start - 1] == " " and result[start - 2].lower() in _ARTICLES:
-      article = "an" if result[start][0].lower() in "aeiou" else "a"
-      old = result[start - 2]
-      result[start - 2] = article.capitalize() if old[0].isupper() else article
-  return result
+  return _fix_articles(result, (start_a, new_b_start))
+
+
+def _in_case_of(word: str, model: str) -> str:
+  """``word`` written in the case of ``model`` ("HUGE", "Tiny", "red")."""
+  if model.isupper() and len(model) > 1:
+    return word.upper()
+  return word.capitalize() if model[0].isupper() else word
+
+
+def edit_kinds(spec: str) -> tuple[str, ...]:
+  """``loss.swap_edits`` ("swap", "replace" or "both") as :class:`CaptionEdits` kinds."""
+  if spec not in _EDIT_SPECS:
+    raise ValueError(f"config.loss.swap_edits={spec!r} must be one of {sorted(_EDIT_SPECS)}: "
+                     f"'swap' exchanges two attribute words of a caption, 'replace' "
+                     f"replaces one, 'both' draws either.")
+  return _EDIT_SPECS[spec]
 
 
 def bigrams(caption: str) -> set[tuple[str, str]]:
@@ -139,6 +193,59 @@ def known_bigrams(captions: Iterable[str]) -> frozenset[tuple[str, str]]:
   for caption in captions:
     known |= bigrams(caption)
   return frozenset(known)
+
+
+def _reads_like_a_caption(caption: str, known: frozenset[tuple[str, str]] | None) -> bool:
+  return known is None or bigrams(caption) <= known
+
+
+def _swaps(caption: str, known: frozenset[tuple[str, str]] | None) -> list[str]:
+  """Every qualifying swap of ``caption`` (see :func:`swap_attribute_words`)."""
+  pieces = split(caption)
+  swapped = ("".join(_swapped(pieces, span_a, span_b))
+             for span_a, span_b in swap_candidates(pieces))
+  return [edit for edit in swapped if _reads_like_a_caption(edit, known)]
+
+
+def _replacements(caption: str, known: frozenset[tuple[str, str]] | None) -> list[list[str]]:
+  """The qualifying replacements of ``caption``, one list per phrase that has any."""
+  pieces = split(caption)
+  per_phrase = []
+  for terms in REPLACED_CLASSES.values():
+    phrases = _phrases(pieces, terms)
+    named = {term for _, _, term in phrases}
+    # Only a term the caption does not name: "a blue circle on a blue
+    # background" would be told apart by its text where colours never repeat.
+    words = sorted(word for word, term in terms.items() if term not in named)
+    for start, end, _ in phrases:
+      edits = []
+      for word in words:
+        replaced = _fix_articles(
+            pieces[:start] + [_in_case_of(word, pieces[start])] + pieces[end:], (start,))
+        edit = "".join(replaced)
+        if _reads_like_a_caption(edit, known):
+          edits.append(edit)
+      if edits:
+        per_phrase.append(edits)
+  return per_phrase
+
+
+def replace_attribute_word(caption: str, rng: np.random.Generator,
+                           known: frozenset[tuple[str, str]] | None = None) -> str | None:
+  """The caption with one colour, size or shape phrase replaced, or None if none can be.
+
+  The phrase is drawn uniformly among those that have a qualifying
+  replacement, then the word among those: a word of the phrase's class whose
+  basic term the caption does not name (so "crimson" never replaces "red",
+  and no colour is named twice), and with ``known`` only edits whose every
+  pair of neighbouring words occurs in the data's captions (see
+  :func:`swap_attribute_words`).
+
+  Returns:
+    E.g. "a red triangle left of a blue square" for "a red circle left of a
+    blue square"; None when no replacement qualifies.
+  """
+  return CaptionEdits(known, ("replace",))(caption, rng)
 
 
 def swap_attribute_words(caption: str, rng: np.random.Generator,
@@ -158,12 +265,47 @@ def swap_attribute_words(caption: str, rng: np.random.Generator,
     E.g. "a blue circle left of a red square" for "a red circle left of a blue
     square"; None when no swap qualifies.
   """
-  pieces = split(caption)
-  results = []
-  for span_a, span_b in swap_candidates(pieces):
-    swapped = "".join(_swapped(pieces, span_a, span_b))
-    if known is None or bigrams(swapped) <= known:
-      results.append(swapped)
+  results = _swaps(caption, known)
   if not results:
     return None
   return results[rng.integers(len(results))]
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionEdits:
+  """Draws one edited caption, D's negative for the image of the caption.
+
+  Attributes:
+    known: the data's pairs of neighbouring words (:func:`known_bigrams`);
+      only edits made of them qualify. None: any edit does.
+    kinds: which edits to draw from, of :data:`EDIT_KINDS`. With both, the
+      kind is drawn uniformly among those the caption has an edit of, then
+      the edit as :func:`swap_attribute_words` / :func:`replace_attribute_word` do.
+  """
+  known: frozenset[tuple[str, str]] | None
+  kinds: tuple[str, ...] = ("swap",)
+
+  def __post_init__(self):
+    unknown = set(self.kinds) - set(EDIT_KINDS)
+    if not self.kinds or unknown:
+      raise ValueError(f"caption edit kinds must be a non-empty subset of {EDIT_KINDS}, "
+                       f"got {self.kinds!r}")
+
+  def __call__(self, caption: str, rng: np.random.Generator) -> str | None:
+    """An edit of ``caption``, or None if it has none."""
+    options = []
+    if "swap" in self.kinds:
+      swaps = _swaps(caption, self.known)
+      if swaps:
+        options.append([swaps])
+    if "replace" in self.kinds:
+      per_phrase = _replacements(caption, self.known)
+      if per_phrase:
+        options.append(per_phrase)
+    if not options:
+      return None
+    # A choice is drawn only where there is one, so that swaps alone draw
+    # what they drew before replacements existed (runs resume alike).
+    groups = options[rng.integers(len(options))] if len(options) > 1 else options[0]
+    edits = groups[rng.integers(len(groups))] if len(groups) > 1 else groups[0]
+    return edits[rng.integers(len(edits))]

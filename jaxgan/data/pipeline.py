@@ -58,17 +58,17 @@ class _Prepare(grain.transforms.RandomMap):
   any number of workers. An unreadable image becomes an ``unreadable`` marker
   that :class:`_SkipUnreadable` drops and counts.
 
-  With ``swap_bigrams`` (the data's pairs of neighbouring words), the example
-  also carries ``swapped``: its caption with two attribute words swapped
+  With ``caption_edits``, the example also carries ``swapped``: its caption
+  with two attribute words swapped or one replaced
   (:mod:`jaxgan.data.caption_swaps`), or None.
   """
 
   def __init__(self, image_size: int, random_crop: bool, flip: bool,
-               swap_bigrams: frozenset[tuple[str, str]] | None = None):
+               caption_edits: caption_swaps.CaptionEdits | None = None):
     self._size = image_size
     self._random_crop = random_crop
     self._flip = flip
-    self._swap_bigrams = swap_bigrams
+    self._caption_edits = caption_edits
 
   def random_map(self, element, rng: np.random.Generator):
     captions = element["captions"]
@@ -78,10 +78,9 @@ class _Prepare(grain.transforms.RandomMap):
     prepared = self._prepare_image(element, rng)
     if "unreadable" not in prepared:
       prepared["caption"] = caption
-      if self._swap_bigrams is not None:
+      if self._caption_edits is not None:
         # Drawn last, so turning swaps on changes no other choice.
-        prepared["swapped"] = caption_swaps.swap_attribute_words(caption, rng,
-                                                                 self._swap_bigrams)
+        prepared["swapped"] = self._caption_edits(caption, rng)
     return prepared
 
   def _prepare_image(self, element, rng: np.random.Generator):
@@ -228,7 +227,7 @@ def make_dataset(source: CaptionedSource, tokenizer, *, global_batch_size: int,
                  seed: int, image_size: int | None = None, random_crop: bool = False,
                  flip: bool = False, workers: int = 0, num_threads: int = 2,
                  prefetch: int = 4, max_unreadable: float = 0.01,
-                 swap_bigrams: frozenset[tuple[str, str]] | None = None,
+                 caption_edits: caption_swaps.CaptionEdits | None = None,
                  host: int | None = None, num_hosts: int | None = None) -> grain.IterDataset:
   """An endless, reshuffled-every-epoch dataset of tokenized local batches.
 
@@ -245,9 +244,9 @@ def make_dataset(source: CaptionedSource, tokenizer, *, global_batch_size: int,
     num_threads: grain read threads (per worker).
     prefetch: batches (per worker: examples) prepared ahead of the training step.
     max_unreadable: the share of unreadable images tolerated before failing.
-    swap_bigrams: if given (:func:`jaxgan.data.caption_swaps.known_bigrams`
-      of the data's captions), each example also gets its caption with two
-      attribute words swapped, D's binding negatives (``loss.swap_weight``).
+    caption_edits: if given, each example also gets its caption edited by it
+      (two attribute words swapped, or one replaced), D's negatives for
+      ``loss.swap_weight``; see :class:`jaxgan.data.caption_swaps.CaptionEdits`.
     host, num_hosts: this host's index and the number of hosts (default: JAX's
       process index and count).
 
@@ -255,7 +254,7 @@ def make_dataset(source: CaptionedSource, tokenizer, *, global_batch_size: int,
     A grain ``IterDataset`` of dicts ``image`` uint8 [b, H, W, 3], ``ids``
     int32 [b, L], ``mask`` bool [b, L] and ``skipped`` int32 [b] (unreadable
     images dropped before each example) with b the local batch size; with
-    ``swap_bigrams`` also ``swap_ids``, ``swap_mask`` (the swapped caption; the
+    ``caption_edits`` also ``swap_ids``, ``swap_mask`` (the edited caption; the
     caption itself where none could be made) and ``has_swap`` bool [b].
   """
   host = jax.process_index() if host is None else host
@@ -268,7 +267,7 @@ def make_dataset(source: CaptionedSource, tokenizer, *, global_batch_size: int,
   # host and for any number of hosts; each host then takes its rows of every
   # global batch. So N hosts train on exactly the batches one host would.
   dataset = (grain.MapDataset.source(source).seed(seed).shuffle().repeat(None)
-             .random_map(_Prepare(image_size, random_crop, flip, swap_bigrams))
+             .random_map(_Prepare(image_size, random_crop, flip, caption_edits))
              .map(_Tokenize(tokenizer)))
   dataset = _HostRows(dataset, global_batch_size, batch, host)
   read_options = grain.ReadOptions(num_threads=num_threads,
