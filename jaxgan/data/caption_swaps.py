@@ -149,7 +149,7 @@ def split(caption: str) -> list[str]:
 def _fix_articles(pieces: list[str], starts: Iterable[int]) -> list[str]:
   """"a"/"an" before each of ``starts`` made to fit the word there (in place)."""
   for start in starts:
-    if start >= 2 and pieces[start - 1] == " " and pieces[start - 2].lower() in _ARTICLES:
+    if _article_before(pieces, start):
       article = "an" if pieces[start][0].lower() in "aeiou" else "a"
       old = pieces[start - 2]
       pieces[start - 2] = article.capitalize() if old[0].isupper() else article
@@ -207,9 +207,23 @@ def _swaps(caption: str, known: frozenset[tuple[str, str]] | None) -> list[str]:
   return [edit for edit in swapped if _reads_like_a_caption(edit, known)]
 
 
+def _article_before(pieces: list[str], start: int) -> bool:
+  """Whether an "a"/"an" stands right before the word at ``start``."""
+  return start >= 2 and pieces[start - 1] == " " and pieces[start - 2].lower() in _ARTICLES
+
+
 def _replacements(caption: str, known: frozenset[tuple[str, str]] | None) -> list[list[str]]:
-  """The qualifying replacements of ``caption``, one list per phrase that has any."""
+  """The qualifying replacements of ``caption``, one list per phrase that has any.
+
+  With ``known``, the caption's own word pairs must be known and so must those
+  a replacement makes (with the word before and after it, and its article's):
+  together, every pair of the edit. Only the changed pairs are looked up per
+  candidate word, which keeps this cheap enough for the input pipeline.
+  """
   pieces = split(caption)
+  if known is not None and not bigrams(caption) <= known:
+    return []
+  word_indices = [i for i, piece in enumerate(pieces) if piece[0].isalpha()]
   per_phrase = []
   for terms in REPLACED_CLASSES.values():
     phrases = _phrases(pieces, terms)
@@ -218,13 +232,19 @@ def _replacements(caption: str, known: frozenset[tuple[str, str]] | None) -> lis
     # background" would be told apart by its text where colours never repeat.
     words = sorted(word for word, term in terms.items() if term not in named)
     for start, end, _ in phrases:
+      before = [pieces[i].lower() for i in word_indices if i < start][-2:]
+      after = [pieces[i].lower() for i in word_indices if i >= end][:1]
+      article = _article_before(pieces, start)
       edits = []
       for word in words:
-        replaced = _fix_articles(
-            pieces[:start] + [_in_case_of(word, pieces[start])] + pieces[end:], (start,))
-        edit = "".join(replaced)
-        if _reads_like_a_caption(edit, known):
-          edits.append(edit)
+        if known is not None:
+          if article:
+            before[-1] = "an" if word[0] in "aeiou" else "a"
+          context = before + [word] + after
+          if not set(zip(context, context[1:])) <= known:
+            continue
+        replaced = pieces[:start] + [_in_case_of(word, pieces[start])] + pieces[end:]
+        edits.append("".join(_fix_articles(replaced, (start,))))
       if edits:
         per_phrase.append(edits)
   return per_phrase
