@@ -91,14 +91,15 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   fake read as its own caption's words (:func:`jaxgan.losses.word_prediction_loss`),
   with ``loss.word_g_scale`` times that weight (0: D's auxiliary task only).
 
-  With ``loss.swap_weight`` > 0, the batch also holds each caption with two
-  attribute words swapped where one reads like a caption (``swap_ids``,
-  ``swap_mask``, ``has_swap``; see :mod:`jaxgan.data.caption_swaps`): D is
-  taught that a real image with its own caption's words bound to other things
-  is a mismatch (a term like DF-GAN's mismatched one over the examples that
-  have a swap, times that weight), and with the contrastive loss those
-  captions are extra negatives for D's reals and G's fakes (at the
-  contrastive weight). They hold the caption's words, only bound otherwise.
+  With ``loss.swap_weight`` > 0, the batch also holds each caption edited
+  where an edit reads like a caption (``swap_ids``, ``swap_mask``,
+  ``has_swap``; see :mod:`jaxgan.data.caption_swaps`): two attribute words
+  swapped, or one replaced (``loss.swap_edits``). D is taught that a real
+  image with its own caption's words bound to other things, or with one
+  attribute changed, is a mismatch (a term like DF-GAN's mismatched one over
+  the examples that have an edit, times that weight), and with the
+  contrastive loss those captions are extra negatives for D's reals and G's
+  fakes (at the contrastive weight).
 
   With ``loss.view_contrastive_weight`` > 0 (and D's view head), D is also
   trained to tell each real image from the batch's others by a random view of
