@@ -83,8 +83,9 @@ def test_resume_with_hard_negatives_continues_the_caption_queue(tmp_path):
 def test_one_and_eight_devices_give_the_same_training(tmp_path, contrastive, mismatch, swaps):
   """Also with the base config's contrastive loss, whose negatives are the
   whole global batch (every device's examples), with mismatched captions
-  drawn from the global batch and the caption queue, and with swapped-word
-  captions (the Transformer encoder: bag-of-words cannot take them)."""
+  drawn from the global batch and the caption queue, and with edited
+  captions, swapped or replaced words (the Transformer encoder: bag-of-words
+  cannot take swaps)."""
   assert jax.device_count() == 8, "conftest sets 8 fake CPU devices"
   config = _config(num_steps=3, checkpoint_every=3, sample_every=3)
   if contrastive:
@@ -92,6 +93,7 @@ def test_one_and_eight_devices_give_the_same_training(tmp_path, contrastive, mis
   config.loss.mismatch, config.loss.mismatch_queue = mismatch, 16
   if swaps:
     config.text.encoder, config.text.num_layers, config.loss.swap_weight = "transformer", 1, 1.0
+    config.loss.swap_edits = "both"
   one = train_and_evaluate(config, str(tmp_path / "one"), devices=jax.devices()[:1])
   eight = train_and_evaluate(config, str(tmp_path / "eight"), devices=jax.devices())
   if swaps:
