@@ -167,7 +167,9 @@ def get_config() -> ml_collections.ConfigDict:
   # negatives for D's reals and G's fakes (at contrastive_weight). Another
   # example's caption almost never differs from an image's own by binding
   # alone, so without them D need not read which colour is where. Needs a
-  # text encoder that reads word order (not bow). 0 = off.
+  # text encoder that reads word order (not bow). 0 = off. Keep it below 2
+  # with the hinge: above, a D that cannot yet tell an edit from the true
+  # caption lowers every real logit instead (README, "Results").
   config.loss.swap_weight = 0.0
   # Which edits make those negatives: "swap" (two words trade places, as
   # above), "replace" (one colour, size or shape word replaced by another of
