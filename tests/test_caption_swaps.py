@@ -99,16 +99,12 @@ def test_caption_edits_draw_either_kind_and_swaps_alone_as_before():
   swaps = caption_swaps.CaptionEdits(None, ("swap",))
   first, second = np.random.default_rng(2), np.random.default_rng(2)
   for text in (caption, "A Tiny green star; a HUGE green ring.", "a red circle"):
-    assert swaps(text, first) == _swap_with(text, second)
+    assert swaps(text, first) == caption_swaps.swap_attribute_words(text, second)
   assert first.integers(1 << 30) == second.integers(1 << 30)
   # With no swap to make, "both" falls back to a replacement.
   assert both("a red circle", rng) not in (None, "a red circle")
   with pytest.raises(ValueError, match="non-empty subset"):
     caption_swaps.CaptionEdits(None, ("shuffle",))
-
-
-def _swap_with(caption, rng):
-  return caption_swaps.swap_attribute_words(caption, rng)
 
 
 @pytest.fixture(scope="module")

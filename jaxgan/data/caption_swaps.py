@@ -195,16 +195,12 @@ def known_bigrams(captions: Iterable[str]) -> frozenset[tuple[str, str]]:
   return frozenset(known)
 
 
-def _reads_like_a_caption(caption: str, known: frozenset[tuple[str, str]] | None) -> bool:
-  return known is None or bigrams(caption) <= known
-
-
 def _swaps(caption: str, known: frozenset[tuple[str, str]] | None) -> list[str]:
   """Every qualifying swap of ``caption`` (see :func:`swap_attribute_words`)."""
   pieces = split(caption)
   swapped = ("".join(_swapped(pieces, span_a, span_b))
              for span_a, span_b in swap_candidates(pieces))
-  return [edit for edit in swapped if _reads_like_a_caption(edit, known)]
+  return [edit for edit in swapped if known is None or bigrams(edit) <= known]
 
 
 def _article_before(pieces: list[str], start: int) -> bool:
