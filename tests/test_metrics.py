@@ -331,6 +331,25 @@ def test_both_colours_counts_each_asked_colour_at_its_place():
   assert score(exchange("position")) <= 0.05
 
 
+def test_shape_by_size_scores_each_asked_size_alone():
+  probe = probe_lib.load_probe(32)  # shipped: no training
+  es = alignment.eval_set("train", 60)
+  drawn = {k: np.array(v, copy=True) for k, v in es.attributes.items()}
+  small = drawn["size"][:, 0] == shapes.SIZES.index("small")
+  assert 5 <= small.sum() <= len(es) - 10
+  # Object 1 drawn with the next shape wherever the prompt asks it small.
+  drawn["shape"][small, 0] = (drawn["shape"][small, 0] + 1) % len(shapes.SHAPES)
+  renders = np.stack([shapes.render({k: v[i] for k, v in drawn.items()}, 32)
+                      for i in range(len(es))])
+  result = alignment.alignment(probe, renders, es.attributes)
+  assert result["small/shape_1"] <= 0.05
+  assert result["medium/shape_1"] >= 0.95 and result["large/shape_1"] >= 0.95
+  # The overall score is their mean, weighted by how many prompts ask each size.
+  counts = np.bincount(es.attributes["size"][:, 0], minlength=len(shapes.SIZES))
+  by_size = [result[f"{size}/shape_1"] for size in shapes.SIZES]
+  assert np.isclose(np.dot(counts, by_size) / counts.sum(), result["shape_1"])
+
+
 # ---------------------------------------------------------------------------
 # FID Inception.
 # ---------------------------------------------------------------------------
@@ -464,6 +483,7 @@ def test_evaluate_writes_metrics(tiny_run, tiny_probe, monkeypatch, capsys):
   out = capsys.readouterr().out
   assert "all_correct" in out and "Fréchet" in out
   assert "by the prompt's number of objects" in out and "both_colours" in out
+  assert "by the size the prompt asks" in out
   with open(os.path.join(tiny_run, "metrics.jsonl")) as f:
     lines = [json.loads(line) for line in f]
   assert len(lines) == 2 and lines[0] == earlier

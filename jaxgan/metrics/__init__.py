@@ -22,6 +22,7 @@ from typing import Any, Callable
 import ml_collections
 import numpy as np
 
+from jaxgan.data import shapes
 from jaxgan.metrics import alignment as alignment_lib
 from jaxgan.metrics import frechet
 from jaxgan.metrics import probe as probe_lib
@@ -237,6 +238,15 @@ def format_table(result: dict[str, Any]) -> str:
     values = [result.get(f"{prefix}/{row}") for _, prefix in by_objects]
     lines.append(f"{row:<14}" + "".join(f"{v:>14.3f}" if v is not None else f"{'-':>14}"
                                        for v in values))
+  by_size = [size for size in shapes.SIZES if f"align/train/{size}/shape_1" in result]
+  if by_size:
+    lines.append("")
+    lines.append("object 1's shape, by the size the prompt asks")
+    lines.append(f"{'size':<14}" + "".join(f"{title:>14}" for title, _ in columns))
+    for size in by_size:
+      values = [result.get(f"{prefix}/{size}/shape_1") for _, prefix in columns]
+      lines.append(f"{size:<14}" + "".join(f"{v:>14.3f}" if v is not None else f"{'-':>14}"
+                                          for v in values))
   lines.append("")
   lines.append(f"{'Fréchet (probe)':<16}{'generated':>12}{'real floor':>12}")
   for group in ("train", "holdout", "all"):

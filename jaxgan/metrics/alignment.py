@@ -104,7 +104,10 @@ def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarra
     in :data:`OBJECT_1_ATTRIBUTES` and ``all_correct``, over the images whose
     prompt has ``n`` objects (for each ``n`` present); and
     ``2_objects/both_colours``, over the two-object prompts that ask two
-    colours, how often each of the two places holds an object of its colour.
+    colours, how often each of the two places holds an object of its colour;
+    and ``{size}/shape_1`` (``small/shape_1``, ...), object 1's shape over the
+    prompts that ask that size for it: a shape that only large objects get
+    right is one the image size limits, not the caption's reading.
   """
   predicted = probe.predict(images)
   result = probe_lib.accuracy(predicted, attributes)
@@ -120,6 +123,10 @@ def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarra
   if two_colours.any():
     both = _colours_in_place(predicted, attributes)
     result[f"2_objects/{BOTH_COLOURS}"] = float(np.mean(both[two_colours]))
+  right_shape = probe_lib.correct_table(predicted, attributes)["shape_1"]
+  sizes = np.asarray(attributes["size"])[:, 0]
+  for index in np.unique(sizes).tolist():
+    result[f"{shapes.SIZES[index]}/shape_1"] = float(np.mean(right_shape[sizes == index]))
   return result
 
 
