@@ -64,6 +64,12 @@ def get_config() -> ml_collections.ConfigDict:
   # Width: embed_dim, num_heads, mlp_dim above. Learned encoders ignore it.
   config.text.adapter = True
   config.text.adapter_layers = 1
+  # minilm: the batch's captions are packed several to a row of twice
+  # max_length tokens, into this fraction of the padded batch's tokens,
+  # whenever they fit (else unpacked): MiniLM then spends less on padding.
+  # The same token states up to float rounding (text/pretrained.py's
+  # encode_packed). 0 = off; off when the batch is split over several devices.
+  config.text.pack_fraction = 0.75
   config.text.dtype = "float32"
   config.text.param_dtype = "float32"
 

@@ -73,6 +73,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("optim.ema_halflife_kimg", "optim.ema_rampup"):
     if not lookup(config, key) >= 0:
       raise ValueError(f"config.{key}={lookup(config, key)!r} must be >= 0.")
+  fraction = config.text.get("pack_fraction", 0.0)
+  if (isinstance(fraction, bool) or not isinstance(fraction, (int, float))
+      or not 0.0 <= fraction <= 1.0):
+    raise ValueError(f"config.text.pack_fraction={fraction!r} must be from 0 (off) to 1.")
   layers = config.text.get("adapter_layers", 1)
   if not isinstance(layers, int) or isinstance(layers, bool) or layers < 0:
     raise ValueError(f"config.text.adapter_layers={layers!r} must be an integer >= 0.")

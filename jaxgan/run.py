@@ -150,6 +150,8 @@ def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
     if name.startswith(key + ".") and name not in flat:
       flat[name] = value
   if key == "text":
+    # Packing changes how the frozen encoder is computed, not what it is.
+    flat.pop("text.pack_fraction", None)
     # The adapter only exists on a pretrained encoder (see text.build_adapter)
     # and its depth only matters when it is on.
     learned = text.is_trainable(flat["text.encoder"])
@@ -221,8 +223,15 @@ def prepare_tokenizer(config: ml_collections.ConfigDict, workdir: str, source) -
   return tokenizer
 
 
-def build_gan(config: ml_collections.ConfigDict, tokenizer) -> tuple[GanModels, Any]:
-  """The run's modules, and the pretrained text params (None for learned encoders)."""
+def build_gan(config: ml_collections.ConfigDict, tokenizer, *,
+              batch_shards: int = 1) -> tuple[GanModels, Any]:
+  """The run's modules, and the pretrained text params (None for learned encoders).
+
+  ``batch_shards``: over how many devices the step's batch is split. Packing
+  the captions for a frozen encoder (``text.pack_fraction``) is done over the
+  whole batch, which would make every device encode every caption: with more
+  than one shard it is off.
+  """
   generator, discriminator = gan_models.build_models(
       config.model.arch, image_size=config.image_size, nf=config.model.nf,
       dtype=config.model.dtype, param_dtype=config.model.param_dtype,
@@ -252,5 +261,8 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer) -> tuple[GanModels, 
       generator=generator, discriminator=discriminator, text_encoder=text_encoder,
       text_frozen=not text.is_trainable(config.text), text_adapter=adapter,
       generator_has_state=gan_models.uses_batch_stats(config.model.arch),
-      z_dim=config.model.z_dim, sentence_scale=sentence_scale)
+      z_dim=config.model.z_dim, sentence_scale=sentence_scale,
+      # Runs saved before packing have no such key.
+      text_pack_fraction=(float(config.text.get("pack_fraction", 0.0))
+                          if batch_shards == 1 else 0.0))
   return models, pretrained_params

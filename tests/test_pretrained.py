@@ -285,3 +285,72 @@ def test_minilm_adapter_run_trains_it_checkpoints_it_and_samples(tmp_path):
   images = pipe.generate(["a red circle in the top left"], num_per_prompt=2)
   assert images.shape == (2, config.image_size, config.image_size, 3)
   assert np.all(np.isfinite(images))
+
+
+# ---------------------------------------------------------------------------
+# Packed encoding: several captions to a row.
+# ---------------------------------------------------------------------------
+
+
+def test_pack_layout_places_captions_in_order_and_says_when_they_fit():
+  lengths = [5, 20, 10, 30, 3]
+  mask = jnp.asarray(np.arange(32)[None, :] < np.array(lengths)[:, None])
+  row, offset, fits = pretrained.pack_layout(mask, rows=3, row_length=32)
+  # 5 + 20 fill 25 of a row of 32; 10 more would make 35: a new row; 30 after
+  # those 10 would make 40: a new row; 3 after the 30 would make 33: a fourth.
+  assert row.tolist() == [0, 0, 1, 2, 3]
+  assert offset.tolist() == [0, 5, 0, 0, 0]
+  assert not fits
+  assert pretrained.pack_layout(mask, rows=4, row_length=32)[2]
+
+
+def test_packed_rows_only_where_packing_saves_tokens():
+  assert pretrained.packed_rows(32, 0.75) == 12   # 12 rows of 64 against 32 of 32
+  assert pretrained.packed_rows(32, 0.0) == 0
+  assert pretrained.packed_rows(4, 0.75) == 0     # 2 rows of 64: no fewer tokens
+  assert pretrained.packed_rows(1, 1.0) == 0
+
+
+@pytest.mark.parametrize("rows", [12, 3])
+def test_packed_encoding_gives_the_unpacked_token_states(fp32, rows):
+  """Packed (12 rows: they fit) or not (3 rows: too few, the fallback), every
+  caption's token states and sentence are the unpacked encoder's, and padding
+  is zero."""
+  from jaxgan.data import shapes  # pylint: disable=g-import-not-at-top
+  source = shapes.ShapesSource(num_examples=32, seed=5)
+  captions = [shapes.describe(source.attributes(i)) for i in range(32)]
+  module, params, tokenizer = pretrained.load_bert(MODEL_DIR, max_length=32)
+  ids, mask = tokenizer.encode(captions)
+  lengths = mask.sum(1)
+  assert lengths.min() < 16 and lengths.max() > 24  # lengths of every kind
+  expected = module.apply(params, ids, mask)
+  fits = pretrained.pack_layout(jnp.asarray(mask), rows, 64)[2]
+  assert bool(fits) == (rows == 12)
+  got = jax.jit(lambda p, i, m: pretrained.encode_packed(module, p, i, m, rows))(
+      params, ids, mask)
+  real = mask[..., None]
+  np.testing.assert_allclose(np.where(real, got.words, 0), np.where(real, expected.words, 0),
+                             atol=2e-5)
+  assert np.all(np.where(real, 0, got.words) == 0)
+  np.testing.assert_allclose(got.sentence, expected.sentence, atol=1e-6)
+  assert np.array_equal(got.mask, mask)
+
+
+def test_the_gan_packs_its_captions_on_one_device_only():
+  from configs import base  # pylint: disable=g-import-not-at-top
+  from jaxgan import run as run_lib, text  # pylint: disable=g-import-not-at-top
+  from jaxgan.data import shapes  # pylint: disable=g-import-not-at-top
+  config = base.get_config()
+  tokenizer = text.build_tokenizer(config.text, [])
+  models, frozen = run_lib.build_gan(config, tokenizer)
+  assert models.text_pack_fraction == config.text.pack_fraction > 0
+  sharded, _ = run_lib.build_gan(config, tokenizer, batch_shards=8)
+  assert sharded.text_pack_fraction == 0.0
+  source = shapes.ShapesSource(num_examples=16, seed=2)
+  ids, mask = tokenizer.encode([shapes.describe(source.attributes(i)) for i in range(16)])
+  packed, unpacked = (jax.jit(m.encode_frozen)(frozen, ids, mask) for m in (models, sharded))
+  np.testing.assert_allclose(packed.sentence, unpacked.sentence, atol=1e-6)
+  # Only the packing encoder chooses between its packed and unpacked paths.
+  jaxpr = str(jax.make_jaxpr(models.encode_frozen)(frozen, ids, mask))
+  assert "cond" in jaxpr and "cond" not in str(jax.make_jaxpr(sharded.encode_frozen)(
+      frozen, ids, mask))

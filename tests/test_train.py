@@ -275,6 +275,24 @@ def test_word_attention_width_is_a_natural_number(value):
     config_lib.validate(_config(**{"model.word_attention": value}))
 
 
+@pytest.mark.parametrize("value", [-0.1, 1.5])
+def test_pack_fraction_is_a_fraction(value):
+  with pytest.raises(ValueError, match="pack_fraction=.* must be from 0 .off. to 1"):
+    config_lib.validate(_config(**{"text.pack_fraction": value}))
+
+
+def test_runs_resume_with_either_pack_fraction():
+  """Packing is how the frozen encoder is computed, not what it is: a run
+  saved without the key, or with another value, resumes."""
+  from jaxgan import run as run_lib  # pylint: disable=g-import-not-at-top
+  saved = _config(**{"text.encoder": "minilm", "text.pack_fraction": 0.0}).to_dict()
+  del saved["text"]["pack_fraction"]
+  saved = type(_config())(saved)
+  for fraction in (0.0, 0.75):
+    run_lib.check_compatible(saved, _config(**{"text.encoder": "minilm",
+                                               "text.pack_fraction": fraction}), "runs/old")
+
+
 def test_cli_config_typo_is_one_clear_line(tmp_path):
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top

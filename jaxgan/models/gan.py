@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgan.text import pretrained
 from jaxgan.text.base import TextEncoding
 
 
@@ -34,6 +35,9 @@ class GanModels:
       encoder without adapter (see :func:`jaxgan.run.build_gan`).
     text_adapter: a learned head on the frozen encoder's token states
       (:class:`jaxgan.text.TokenAdapter`), trained with D; None for none.
+    text_pack_fraction: a frozen BERT encoder packs a batch's captions into
+      this fraction of its padded tokens when they fit
+      (:func:`jaxgan.text.pretrained.encode_packed`); 0 = never.
   """
 
   generator: nn.Module
@@ -44,6 +48,7 @@ class GanModels:
   z_dim: int
   sentence_scale: float = 1.0
   text_adapter: nn.Module | None = None
+  text_pack_fraction: float = 0.0
 
   @property
   def has_text_params(self) -> bool:
@@ -58,8 +63,14 @@ class GanModels:
       raise ValueError("a frozen text encoder needs its pretrained params (frozen_text)")
     # No gradient reaches pretrained weights; cutting it here also skips
     # their backward pass.
-    return jax.lax.stop_gradient(
-        self.text_encoder.apply({"params": frozen_text}, ids, mask))
+    variables = {"params": frozen_text}
+    rows = (pretrained.packed_rows(ids.shape[0], self.text_pack_fraction)
+            if isinstance(self.text_encoder, pretrained.BertEncoder) else 0)
+    if rows:
+      encoding = pretrained.encode_packed(self.text_encoder, variables, ids, mask, rows)
+    else:
+      encoding = self.text_encoder.apply(variables, ids, mask)
+    return jax.lax.stop_gradient(encoding)
 
   @property
   def generator_reads_words(self) -> bool:

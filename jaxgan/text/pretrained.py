@@ -32,6 +32,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import shutil
 from typing import Any, Callable, Mapping, Sequence
@@ -358,17 +359,25 @@ class BertEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, ids: jax.Array, mask: jax.Array,
-               token_type_ids: jax.Array | None = None) -> TextEncoding:
+               token_type_ids: jax.Array | None = None,
+               position_ids: jax.Array | None = None,
+               sequence_ids: jax.Array | None = None) -> TextEncoding:
     """Encodes a batch.
 
     Args:
       ids: [B, L] int token ids.
       mask: [B, L] bool, True on real tokens.
       token_type_ids: [B, L] segment ids; zeros (one segment) when None.
+      position_ids: [B, L] each token's position in its sentence; 0..L-1
+        when None.
+      sequence_ids: [B, L] int, for rows that hold several sentences
+        (:func:`encode_packed`): tokens attend only to tokens of their own
+        sentence (the same id); 0 marks padding. None: one sentence per row.
 
     Returns:
       TextEncoding with sentence [B, hidden] float32, words [B, L, hidden] in
-      the compute dtype (the last hidden states) and mask [B, L] bool.
+      the compute dtype (the last hidden states) and mask [B, L] bool. (With
+      ``sequence_ids`` the sentence pools the whole row: not a sentence's.)
     """
     cfg = self.config
     if self.pooling not in POOLING_MODES:
@@ -385,9 +394,10 @@ class BertEncoder(nn.Module):
     embed = lambda n, name: nn.Embed(  # noqa: E731
         n, cfg.hidden_size, dtype=self.dtype, param_dtype=self.param_dtype,
         name=name)
+    if position_ids is None:
+      position_ids = jnp.arange(length)[None, :]
     x = (embed(cfg.vocab_size, "word_embeddings")(ids)
-         + embed(cfg.max_position_embeddings, "position_embeddings")(
-             jnp.arange(length)[None, :])
+         + embed(cfg.max_position_embeddings, "position_embeddings")(position_ids)
          + embed(cfg.type_vocab_size, "token_type_embeddings")(token_type_ids))
     x = nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=self.dtype,
                      param_dtype=self.param_dtype, use_fast_variance=False,
@@ -395,28 +405,133 @@ class BertEncoder(nn.Module):
 
     # Additive mask: padded keys get a large negative logit. A finite value
     # (not -inf) keeps an all-padding row finite instead of NaN.
-    bias = jnp.where(mask, 0.0, -1e9).astype(jnp.float32)[:, None, None, :]
+    if sequence_ids is None:
+      bias = jnp.where(mask, 0.0, -1e9).astype(jnp.float32)[:, None, None, :]
+    else:
+      same = ((sequence_ids[:, :, None] == sequence_ids[:, None, :])
+              & (sequence_ids[:, None, :] > 0))
+      bias = jnp.where(same, 0.0, -1e9).astype(jnp.float32)[:, None, :, :]
     for i in range(cfg.num_hidden_layers):
       x = _BertLayer(cfg, dtype=self.dtype, param_dtype=self.param_dtype,
                      precision=self.precision, name=f"layer_{i}")(x, bias)
 
-    return TextEncoding(sentence=self._pool(x, mask), words=x, mask=mask)
+    return TextEncoding(sentence=pool_tokens(x, mask, self.pooling, self.normalize),
+                        words=x, mask=mask)
 
-  def _pool(self, x: jax.Array, mask: jax.Array) -> jax.Array:
-    # Pooling and normalisation in float32: the sentence vector is the GAN's
-    # condition and should not carry bf16 rounding.
-    x = x.astype(jnp.float32)
-    m = mask[..., None]
-    if self.pooling == "mean":
-      s = (x * m).sum(axis=1) / jnp.maximum(m.sum(axis=1), 1e-9)
-    elif self.pooling == "cls":
-      s = x[:, 0]
-    else:
-      s = jnp.where(m, x, -1e9).max(axis=1)
-    if self.normalize:
-      # Same epsilon as torch.nn.functional.normalize.
-      s = s / jnp.maximum(jnp.linalg.norm(s, axis=-1, keepdims=True), 1e-12)
-    return s
+
+def pool_tokens(x: jax.Array, mask: jax.Array, pooling: str, normalize: bool) -> jax.Array:
+  """A sentence vector [B, hidden] float32 from token states [B, L, hidden],
+  as :class:`BertEncoder` pools them (``pooling`` "mean", "cls" or "max")."""
+  # Pooling and normalisation in float32: the sentence vector is the GAN's
+  # condition and should not carry bf16 rounding.
+  x = x.astype(jnp.float32)
+  m = mask[..., None]
+  if pooling == "mean":
+    s = (x * m).sum(axis=1) / jnp.maximum(m.sum(axis=1), 1e-9)
+  elif pooling == "cls":
+    s = x[:, 0]
+  else:
+    s = jnp.where(m, x, -1e9).max(axis=1)
+  if normalize:
+    # Same epsilon as torch.nn.functional.normalize.
+    s = s / jnp.maximum(jnp.linalg.norm(s, axis=-1, keepdims=True), 1e-12)
+  return s
+
+
+# ----------------------------------------------------------------------------
+# Packing: several sentences per row
+# ----------------------------------------------------------------------------
+
+def packed_rows(batch_size: int, fraction: float) -> int:
+  """How many rows of twice the captions' length :func:`encode_packed` packs
+  a batch into: ``fraction`` of the batch's padded tokens; 0 where that saves
+  nothing (``fraction`` 0, or a batch too small to pack)."""
+  rows = math.ceil(fraction * batch_size / 2)
+  return rows if 0 < fraction and 2 * rows < batch_size else 0
+
+
+def pack_layout(mask: jax.Array, rows: int, row_length: int
+                ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Places each sentence (its tokens a prefix of its row of ``mask``) in
+  packed rows, in batch order: a sentence starts a new row when it would not
+  fit in the current one.
+
+  Returns:
+    ``(row, offset, fits)``: [B] int32 row and first column of each sentence,
+    and whether the batch fits in ``rows`` rows of ``row_length`` tokens.
+  """
+  lengths = jnp.sum(mask, axis=1, dtype=jnp.int32)
+
+  def place(carry, length):
+    row, offset = carry
+    new_row = offset + length > row_length
+    row = jnp.where(new_row, row + 1, row)
+    offset = jnp.where(new_row, 0, offset)
+    return (row, offset + length), (row, offset)
+
+  start = (jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+  (last_row, _), (row, offset) = jax.lax.scan(place, start, lengths)
+  return row, offset, last_row < rows
+
+
+def encode_packed(module: BertEncoder, variables: Any, ids: jax.Array, mask: jax.Array,
+                  rows: int) -> TextEncoding:
+  """``module.apply(variables, ids, mask)`` with the batch's sentences packed
+  into ``rows`` rows of twice their padded length.
+
+  A Transformer spends as much on a padding token as on a word: `shapes`
+  captions fill 18 of MiniLM's 32 positions on average, so a batch of 32
+  computes 1,024 token states for about 580 words. Packed several to a row,
+  each sentence attending to its own tokens only, from position 0 (BERT's
+  packed pre-training layout), the words' states are the same up to float
+  rounding, in about two thirds of the work (``benchmarks/README.md``). A
+  batch that does not fit (``rows`` too few for its lengths) is encoded
+  unpacked: a ``lax.cond``, so one batch runs one of the two.
+
+  Token states at padding positions are zeros here (the unpacked encoder
+  leaves padding's own attention outputs there); every consumer masks them.
+
+  Args:
+    module: the encoder.
+    variables: its variables (``{"params": ...}``).
+    ids: [B, L] token ids, each sentence a prefix of its row.
+    mask: [B, L] bool, True on real tokens.
+    rows: packed rows of ``2 * L`` tokens (:func:`packed_rows`).
+
+  Returns:
+    The same :class:`TextEncoding` as the module gives, padding zeroed.
+  """
+  batch, length = ids.shape
+  row_length = 2 * length
+  mask = mask.astype(bool)
+  row, offset, fits = pack_layout(mask, rows, row_length)
+  positions = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))
+  # Each token's place in the flattened packed rows; padding goes nowhere.
+  where = row[:, None] * row_length + offset[:, None] + positions
+  size = rows * row_length
+  where = jnp.where(mask, where, size)
+
+  def scatter(values):
+    return (jnp.zeros((size,), values.dtype).at[where].set(values, mode="drop")
+            .reshape(rows, row_length))
+
+  def finish(words):
+    words = jnp.where(mask[..., None], words, jnp.zeros((), words.dtype))
+    return TextEncoding(sentence=pool_tokens(words, mask, module.pooling, module.normalize),
+                        words=words, mask=mask)
+
+  def packed():
+    sequences = scatter(jnp.broadcast_to(jnp.arange(1, batch + 1, dtype=jnp.int32)[:, None],
+                                         (batch, length)))
+    encoding = module.apply(variables, scatter(ids), sequences > 0,
+                            position_ids=scatter(positions), sequence_ids=sequences)
+    flat = encoding.words.reshape(size, -1)
+    return finish(flat[jnp.minimum(where, size - 1)])
+
+  def unpacked():
+    return finish(module.apply(variables, ids, mask).words)
+
+  return jax.lax.cond(fits, packed, unpacked)
 
 
 # ----------------------------------------------------------------------------
