@@ -77,7 +77,9 @@ class CompiledStep:
     source = data.build_source(config)
     tokenizer = text.build_tokenizer(
         config.text, data.vocabulary_captions(source, config.data.vocab_examples))
-    self.models, frozen = run_lib.build_gan(config, tokenizer)
+    # The step training runs: captions packed as the trainer would pack them.
+    self.models, frozen = run_lib.build_gan(
+        config, tokenizer, pack_captions=run_lib.packs_captions(mesh.devices.size))
     models = self.models
     keys = jax.random.split(jax.random.key(config.seed), 2)
     self._frozen = None if frozen is None else sharding.replicate(frozen, mesh)

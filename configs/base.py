@@ -68,7 +68,8 @@ def get_config() -> ml_collections.ConfigDict:
   # max_length tokens, into this fraction of the padded batch's tokens,
   # whenever they fit (else unpacked): MiniLM then spends less on padding.
   # The same token states up to float rounding (text/pretrained.py's
-  # encode_packed). 0 = off; off when the batch is split over several devices.
+  # encode_packed). 0 = off. Training steps on one CPU device only (run.py's
+  # packs_captions); sampling and evaluation never pack.
   config.text.pack_fraction = 0.75
   config.text.dtype = "float32"
   config.text.param_dtype = "float32"

@@ -224,13 +224,14 @@ def prepare_tokenizer(config: ml_collections.ConfigDict, workdir: str, source) -
 
 
 def build_gan(config: ml_collections.ConfigDict, tokenizer, *,
-              batch_shards: int = 1) -> tuple[GanModels, Any]:
+              pack_captions: bool = False) -> tuple[GanModels, Any]:
   """The run's modules, and the pretrained text params (None for learned encoders).
 
-  ``batch_shards``: over how many devices the step's batch is split. Packing
-  the captions for a frozen encoder (``text.pack_fraction``) is done over the
-  whole batch, which would make every device encode every caption: with more
-  than one shard it is off.
+  ``pack_captions``: a frozen encoder packs each batch's captions as
+  ``text.pack_fraction`` says (:func:`jaxgan.text.pretrained.encode_packed`).
+  For training steps only (see :func:`packs_captions`): a packed caption's
+  states depend, at float rounding, on the batch it shares, which sampling
+  promises they do not.
   """
   generator, discriminator = gan_models.build_models(
       config.model.arch, image_size=config.image_size, nf=config.model.nf,
@@ -264,5 +265,15 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer, *,
       z_dim=config.model.z_dim, sentence_scale=sentence_scale,
       # Runs saved before packing have no such key.
       text_pack_fraction=(float(config.text.get("pack_fraction", 0.0))
-                          if batch_shards == 1 else 0.0))
+                          if pack_captions else 0.0))
   return models, pretrained_params
+
+
+def packs_captions(mesh_size: int) -> bool:
+  """Whether a training step on a mesh of ``mesh_size`` devices packs captions.
+
+  On one CPU device only: the packing reads the whole batch, so on a mesh each
+  device would encode every caption; and its ``lax.cond`` would make an
+  accelerator wait for the host every step (not measured there).
+  """
+  return mesh_size == 1 and jax.default_backend() == "cpu"

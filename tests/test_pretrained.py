@@ -336,21 +336,37 @@ def test_packed_encoding_gives_the_unpacked_token_states(fp32, rows):
   assert np.array_equal(got.mask, mask)
 
 
-def test_the_gan_packs_its_captions_on_one_device_only():
+def test_the_trainer_packs_captions_and_sampling_does_not():
   from configs import base  # pylint: disable=g-import-not-at-top
   from jaxgan import run as run_lib, text  # pylint: disable=g-import-not-at-top
   from jaxgan.data import shapes  # pylint: disable=g-import-not-at-top
   config = base.get_config()
   tokenizer = text.build_tokenizer(config.text, [])
-  models, frozen = run_lib.build_gan(config, tokenizer)
-  assert models.text_pack_fraction == config.text.pack_fraction > 0
-  sharded, _ = run_lib.build_gan(config, tokenizer, batch_shards=8)
-  assert sharded.text_pack_fraction == 0.0
+  packing, frozen = run_lib.build_gan(config, tokenizer, pack_captions=True)
+  assert packing.text_pack_fraction == config.text.pack_fraction > 0
+  plain, _ = run_lib.build_gan(config, tokenizer)  # as sampling builds it
+  assert plain.text_pack_fraction == 0.0
+  assert run_lib.packs_captions(1) and not run_lib.packs_captions(8)
   source = shapes.ShapesSource(num_examples=16, seed=2)
   ids, mask = tokenizer.encode([shapes.describe(source.attributes(i)) for i in range(16)])
-  packed, unpacked = (jax.jit(m.encode_frozen)(frozen, ids, mask) for m in (models, sharded))
+  assert pretrained.pack_layout(jnp.asarray(mask), pretrained.packed_rows(16, 0.75), 64)[2]
+  packed, unpacked = (jax.jit(m.encode_frozen)(frozen, ids, mask) for m in (packing, plain))
   np.testing.assert_allclose(packed.sentence, unpacked.sentence, atol=1e-6)
-  # Only the packing encoder chooses between its packed and unpacked paths.
-  jaxpr = str(jax.make_jaxpr(models.encode_frozen)(frozen, ids, mask))
-  assert "cond" in jaxpr and "cond" not in str(jax.make_jaxpr(sharded.encode_frozen)(
-      frozen, ids, mask))
+  # An exported model's batch size is symbolic: no packing, and no error.
+  batch, = jax.export.symbolic_shape("b")
+  exported = jax.export.export(jax.jit(packing.encode_frozen))(
+      frozen, jax.ShapeDtypeStruct((batch, ids.shape[1]), ids.dtype),
+      jax.ShapeDtypeStruct((batch, ids.shape[1]), mask.dtype))
+  np.testing.assert_allclose(exported.call(frozen, ids, mask).sentence, unpacked.sentence,
+                             atol=1e-6)
+
+
+def test_a_mask_with_holes_is_encoded_unpacked(fp32):
+  module, params = fp32["module"], fp32["params"]
+  ids, mask = np.asarray(fp32["ids"][:16]), np.array(fp32["mask"][:16], copy=True)
+  mask[0, 1] = False  # a hole after [CLS]
+  assert not pretrained.pack_layout(jnp.asarray(mask), 16, 2 * ids.shape[1])[2]
+  got = pretrained.encode_packed(module, params, ids, mask, 6)
+  # Packed, the caption with the hole would have its tokens misplaced (sentence
+  # off by about 0.3); unpacked, it is the module's own up to rounding.
+  np.testing.assert_allclose(got.sentence, module.apply(params, ids, mask).sentence, atol=1e-6)

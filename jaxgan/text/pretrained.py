@@ -445,9 +445,12 @@ def pool_tokens(x: jax.Array, mask: jax.Array, pooling: str, normalize: bool) ->
 def packed_rows(batch_size: int, fraction: float) -> int:
   """How many rows of twice the captions' length :func:`encode_packed` packs
   a batch into: ``fraction`` of the batch's padded tokens; 0 where that saves
-  nothing (``fraction`` 0, or a batch too small to pack)."""
+  nothing (``fraction`` 0, a batch too small to pack, or a batch size known
+  only when the function runs, as in an exported model)."""
+  if not (fraction > 0 and isinstance(batch_size, int)):
+    return 0
   rows = math.ceil(fraction * batch_size / 2)
-  return rows if 0 < fraction and 2 * rows < batch_size else 0
+  return rows if 2 * rows < batch_size else 0
 
 
 def pack_layout(mask: jax.Array, rows: int, row_length: int
@@ -458,9 +461,12 @@ def pack_layout(mask: jax.Array, rows: int, row_length: int
 
   Returns:
     ``(row, offset, fits)``: [B] int32 row and first column of each sentence,
-    and whether the batch fits in ``rows`` rows of ``row_length`` tokens.
+    and whether the batch can be packed: it fits in ``rows`` rows of
+    ``row_length`` tokens, and every row of ``mask`` is a prefix (a mask with
+    holes, which no tokenizer here makes, is left to the unpacked encoder).
   """
   lengths = jnp.sum(mask, axis=1, dtype=jnp.int32)
+  prefixes = jnp.all(mask == (jnp.arange(mask.shape[1])[None, :] < lengths[:, None]))
 
   def place(carry, length):
     row, offset = carry
@@ -471,7 +477,7 @@ def pack_layout(mask: jax.Array, rows: int, row_length: int
 
   start = (jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
   (last_row, _), (row, offset) = jax.lax.scan(place, start, lengths)
-  return row, offset, last_row < rows
+  return row, offset, (last_row < rows) & prefixes
 
 
 def encode_packed(module: BertEncoder, variables: Any, ids: jax.Array, mask: jax.Array,
@@ -482,14 +488,20 @@ def encode_packed(module: BertEncoder, variables: Any, ids: jax.Array, mask: jax
   A Transformer spends as much on a padding token as on a word: `shapes`
   captions fill 18 of MiniLM's 32 positions on average, so a batch of 32
   computes 1,024 token states for about 580 words. Packed several to a row,
-  each sentence attending to its own tokens only, from position 0 (BERT's
-  packed pre-training layout), the words' states are the same up to float
-  rounding, in about two thirds of the work (``benchmarks/README.md``). A
+  each sentence attending to its own tokens only (a block-diagonal attention
+  mask) and counting positions from 0, the words' states are the same up to
+  float rounding, for 0.82 of MiniLM's time (``benchmarks/README.md``). A
   batch that does not fit (``rows`` too few for its lengths) is encoded
   unpacked: a ``lax.cond``, so one batch runs one of the two.
 
   Token states at padding positions are zeros here (the unpacked encoder
   leaves padding's own attention outputs there); every consumer masks them.
+  A caption with no token at all pools to zeros with "cls" pooling (the
+  unpacked encoder reads its padding's first state); tokenizers always give
+  one ([CLS]).
+
+  A ``lax.cond`` whose predicate the host reads on an accelerator: the
+  trainer packs on the CPU only (:func:`jaxgan.run.build_gan`).
 
   Args:
     module: the encoder.
@@ -515,10 +527,8 @@ def encode_packed(module: BertEncoder, variables: Any, ids: jax.Array, mask: jax
     return (jnp.zeros((size,), values.dtype).at[where].set(values, mode="drop")
             .reshape(rows, row_length))
 
-  def finish(words):
-    words = jnp.where(mask[..., None], words, jnp.zeros((), words.dtype))
-    return TextEncoding(sentence=pool_tokens(words, mask, module.pooling, module.normalize),
-                        words=words, mask=mask)
+  def zero_padding(words):
+    return jnp.where(mask[..., None], words, jnp.zeros((), words.dtype))
 
   def packed():
     sequences = scatter(jnp.broadcast_to(jnp.arange(1, batch + 1, dtype=jnp.int32)[:, None],
@@ -526,10 +536,14 @@ def encode_packed(module: BertEncoder, variables: Any, ids: jax.Array, mask: jax
     encoding = module.apply(variables, scatter(ids), sequences > 0,
                             position_ids=scatter(positions), sequence_ids=sequences)
     flat = encoding.words.reshape(size, -1)
-    return finish(flat[jnp.minimum(where, size - 1)])
+    words = zero_padding(flat[jnp.minimum(where, size - 1)])
+    return TextEncoding(sentence=pool_tokens(words, mask, module.pooling, module.normalize),
+                        words=words, mask=mask)
 
   def unpacked():
-    return finish(module.apply(variables, ids, mask).words)
+    encoding = module.apply(variables, ids, mask)
+    return TextEncoding(sentence=encoding.sentence, words=zero_padding(encoding.words),
+                        mask=mask)
 
   return jax.lax.cond(fits, packed, unpacked)
 

@@ -152,8 +152,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   source = data.build_source(config, split="train")
   data_warning = run_lib.check_data_size(workdir, len(source))
   tokenizer = run_lib.prepare_tokenizer(config, workdir, source)
-  models, pretrained_text = run_lib.build_gan(config, tokenizer,
-                                               batch_shards=mesh.devices.size)
+  models, pretrained_text = run_lib.build_gan(
+      config, tokenizer, pack_captions=run_lib.packs_captions(mesh.devices.size))
 
   init_key, step_key, sample_key = run_lib.run_keys(config)
   replicated = sharding.replicated(mesh)
