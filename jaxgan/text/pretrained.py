@@ -501,7 +501,7 @@ def encode_packed(module: BertEncoder, variables: Any, ids: jax.Array, mask: jax
   one ([CLS]).
 
   A ``lax.cond`` whose predicate the host reads on an accelerator: the
-  trainer packs on the CPU only (:func:`jaxgan.run.build_gan`).
+  trainer packs on one CPU device only (:func:`jaxgan.run.packs_captions`).
 
   Args:
     module: the encoder.
