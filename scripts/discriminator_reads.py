@@ -1,6 +1,6 @@
 """Which caption attributes a run's discriminator reads, on real ``shapes`` renders.
 
-    python scripts/discriminator_reads.py --workdir runs/NAME [--step N] [--num 200]
+    python scripts/discriminator_reads.py --workdir runs/NAME [--step N] [--num 200] [--fakes]
 
 Every real render of the evaluation prompts (``train`` split) is scored
 against its own caption and against the same caption with one attribute of
@@ -15,6 +15,14 @@ caption-word head by how likely the head finds each caption's words. 0.5 is
 chance; an attribute D does not read gives G no reason to draw it right.
 The attributes are read here only, to build the changed captions: training
 never sees them.
+
+With ``--fakes`` the images are the run's own generator's (EMA weights, seed 0)
+for the same captions instead of the real renders: whether D finds G's
+images of a caption more like that caption than like the changed one. Where
+D tells an attribute on real renders but not on G's images, G draws the
+attribute too poorly for D to read; where it tells it as well on G's images
+as on real ones, D is satisfied and gives G no reason to draw it better (a
+shortcut: D reads the attribute from something G already gets right).
 """
 
 import argparse
@@ -53,6 +61,9 @@ def main():
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--step", type=int, default=None, help="default: the latest")
   parser.add_argument("--num", type=int, default=200)
+  parser.add_argument("--fakes", action="store_true",
+                      help="score the run's EMA generator's images of the captions, "
+                           "not the real renders")
   args = parser.parse_args()
 
   config, tokenizer, models, frozen, step, saved = sampling.load_networks(args.workdir,
@@ -65,8 +76,12 @@ def main():
   source = shapes.ShapesSource("train", image_size=config.image_size,
                                num_examples=args.num, seed=alignment.EVAL_SEED)
   attributes = [source.attributes(i) for i in range(args.num)]
-  images = images_to_float(jnp.asarray(np.stack([source[i]["image"]
-                                                 for i in range(args.num)])))
+  if args.fakes:
+    pipeline = sampling.load_pipeline(args.workdir, step)
+    images = jnp.asarray(pipeline.generate([shapes.describe(a) for a in attributes]))
+  else:
+    images = images_to_float(jnp.asarray(np.stack([source[i]["image"]
+                                                   for i in range(args.num)])))
   features = models.d_features(d_params, images)
   head = bool(config.model.get("contrastive_dim", 0))
   word_logits = (models.d_word_logits(d_params, features)
@@ -121,6 +136,7 @@ def main():
         kind: round(float(jnp.mean((other_true[kind] > other_swapped[kind])[two])), 3)
         for kind in true_scores}
   print(json.dumps({"workdir": args.workdir, "step": step, "num": args.num,
+                    "images": "generator" if args.fakes else "real",
                     "true_caption_preferred": report}))
 
 
