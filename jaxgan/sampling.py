@@ -337,6 +337,39 @@ class Pipeline:
       outputs.append(np.asarray(jax.device_get(images))[:stop - start])
     return np.concatenate(outputs)
 
+  def generate_from_noise(self, prompts: Sequence[str], noise,
+                          batch_size: int = 32) -> np.ndarray:
+    """Generates one image per prompt from the noise given (the EMA generator).
+
+    With the same noise under captions that differ in one word, the images
+    show what that word changes and nothing else: ``noise`` can come from
+    :meth:`noise` (then ``generate_from_noise(p, noise(p))`` equals
+    :meth:`generate` up to float rounding) or from anywhere.
+
+    Args:
+      prompts: N strings.
+      noise: float [N, z_dim], row i for prompt i.
+      batch_size: images per call of the compiled generator (see :meth:`generate`).
+
+    Returns:
+      float32 [N, H, W, 3] in [-1, 1].
+    """
+    ids, mask = self.tokenize(prompts)
+    noise = np.asarray(noise, np.float32)
+    if noise.shape != (len(ids), self.models.z_dim):
+      raise ValueError(f"noise must be [number of prompts, z_dim] = [{len(ids)}, "
+                       f"{self.models.z_dim}], got {list(noise.shape)}")
+    chunk = self._chunk_size(batch_size)
+    outputs = []
+    for start in range(0, len(ids), chunk):
+      stop = min(start + chunk, len(ids))
+      batch = [self._pad_rows(x[start:stop], chunk) for x in (noise, ids, mask)]
+      images = self._images_from(self.params["generator_ema"], self.params["generator_state"],
+                                 self.params["text_encoder"], self.params["frozen_text"],
+                                 *self._put(*batch))
+      outputs.append(np.asarray(jax.device_get(images))[:stop - start])
+    return np.concatenate(outputs)
+
   def images(self, prompts: Sequence[str], num_per_prompt: int = 1, seed: int = 0,
              truncation: float = 1.0, batch_size: int = 32,
              postprocess: Any = None) -> list[Image.Image]:

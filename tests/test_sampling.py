@@ -109,6 +109,21 @@ def test_same_prompt_and_seed_give_the_same_image(pipe, pipe8):
   assert not np.allclose(pipe.generate(PROMPTS[:1], seed=8, batch_size=8)[0], reference[0])
 
 
+def test_generate_from_noise_is_generate_with_the_noise_given(pipe, pipe8):
+  noise = pipe.noise(PROMPTS, 1, seed=7)
+  for p in (pipe, pipe8):
+    np.testing.assert_allclose(p.generate_from_noise(PROMPTS, noise, batch_size=8),
+                               p.generate(PROMPTS, seed=7, batch_size=8), atol=1e-5, rtol=0)
+  # One noise under two captions: only the caption differs.
+  shared = np.repeat(noise[:1], 2, axis=0)
+  images = pipe.generate_from_noise(PROMPTS[:2], shared, batch_size=8)
+  assert not np.allclose(images[0], images[1])
+  np.testing.assert_allclose(images[0], pipe.generate(PROMPTS[:1], seed=7, batch_size=8)[0],
+                             atol=1e-5, rtol=0)
+  with pytest.raises(ValueError, match="noise must be"):
+    pipe.generate_from_noise(PROMPTS, noise[:2])
+
+
 def test_loads_on_another_device_count(pipe, pipe8):
   assert len(jax.tree.leaves(pipe.params)[0].sharding.device_set) == 1
   assert len(jax.tree.leaves(pipe8.params)[0].sharding.device_set) == 8
