@@ -5,6 +5,8 @@
     python benchmarks/train_throughput.py --image_size 32 --nf 16 --text minilm --contrastive  # configs/base.py
     python benchmarks/train_throughput.py --image_size 32 --nf 16 --text minilm --contrastive \
         --word_attention 64 --swap_weight 1 --no_baseline   # what each alignment option costs
+    python benchmarks/train_throughput.py --image_size 32 --nf 16 --text minilm --contrastive \
+        --word_weight 0.1 --no_baseline   # D's caption-word head
 
 Prints img/s of the step (on batches prepared in advance), img/s of the input
 pipeline alone, the first-step compile seconds, model FLOPs per image (XLA's
@@ -139,6 +141,9 @@ def main():
                       help="model.word_attention (G's attention over the words); 0: off")
   parser.add_argument("--swap_weight", type=float, default=0.0,
                       help="loss.swap_weight (D's swapped-word negatives); 0: off")
+  parser.add_argument("--word_weight", type=float, default=0.0,
+                      help="loss.word_weight, with D's caption-word head (model.word_dim=256); "
+                           "0: off")
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--no_baseline", action="store_true")
   parser.add_argument("--peak_tflops", type=float, default=None,
@@ -158,6 +163,8 @@ def main():
     config.model.coordinates = False
   config.model.word_attention = args.word_attention
   config.loss.swap_weight = args.swap_weight
+  config.model.word_dim = 256 if args.word_weight > 0 else 0
+  config.loss.word_weight = args.word_weight
   config_lib.validate(config)  # e.g. swaps need an encoder that reads word order
 
   batches, pipeline_img_s = prepare_batches(config, 8)
@@ -187,18 +194,23 @@ def main():
     config.text.adapter = True
     print(f"MiniLM, no adapter:   {plain['img_s']:8.1f} img/s  "
           f"(with / without adapter = {result['img_s'] / plain['img_s']:.3f})")
-  for key, off in (("model.word_attention", 0), ("loss.swap_weight", 0.0)):
+  for key, off in (("model.word_attention", 0), ("loss.swap_weight", 0.0),
+                   ("loss.word_weight", 0.0)):
     section, name = key.split(".")
     on = config[section][name]
     if on:
       # The same batches: a step without swaps ignores their swapped captions.
       config[section][name] = off
+      word_dim = config.model.word_dim
+      if key == "loss.word_weight":
+        config.model.word_dim = 0  # without the head too
       without = measure(config, batches, args.steps)
-      config[section][name] = on
+      config[section][name], config.model.word_dim = on, word_dim
       print(f"without {key}: {without['img_s']:8.1f} img/s  "
             f"(with / without = {result['img_s'] / without['img_s']:.3f})")
   if not args.no_baseline:
     config.model.word_attention, config.loss.swap_weight = 0, 0.0
+    config.model.word_dim, config.loss.word_weight = 0, 0.0
     config.model.arch, config.loss.kind, config.loss.ma_gp_weight = "mlp", "bce", 0.0
     config.model.contrastive_dim, config.loss.contrastive_weight = 0, 0.0
     config.model.d_residual_init = 0.0  # the MLP's D has no residual blocks

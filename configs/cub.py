@@ -43,6 +43,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.d_residual_init = 0.0
   # DF-GAN's generator: no coordinate channels (likewise measured on shapes only).
   config.model.coordinates = False
+  # No caption-word head (measured on shapes only; random flips would also
+  # contradict the captions' left and right).
+  config.model.word_dim = 0
+  config.loss.word_weight = 0.0
   config.log_every = 100
   config.checkpoint_every = 2000
   config.sample_every = 2000

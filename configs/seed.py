@@ -23,6 +23,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.d_residual_init = 0.0
   config.model.text_stem = False
   config.model.coordinates = False
+  config.model.word_dim = 0
+  config.loss.word_weight = 0.0
   config.loss.contrastive_weight = 0.0
   config.loss.kind = "bce"
   config.loss.ma_gp_weight = 0.0

@@ -26,6 +26,8 @@ def get_config() -> ml_collections.ConfigDict:
   # contrastive step has its own tests (tests/test_contrastive.py, and the
   # 1-vs-8-device one in tests/test_train.py).
   config.model.contrastive_dim = 0
+  config.model.word_dim = 0  # no caption-word head (its own tests)
+  config.loss.word_weight = 0.0
   config.loss.contrastive_weight = 0.0
   config.log_every = 5
   config.checkpoint_every = 10
