@@ -12,8 +12,8 @@ keep improving the images. On an accelerator, raise ``image_size`` to 64 or
 
 Expected on a 2-core CPU (README, "Results" and "Benchmarks"): the 10,000
 steps took 1 h 32 min (this config with five in-training evaluations, on a
-2026-12-06 machine that other guests slowed at times); the default before D's caption-word head took 51 min 58 s
-on a faster machine. Then, in two runs of this config, the background follows
+2026-12-06 machine that other guests slowed at times); the default before
+D's caption-word head took 51 min 58 s on a faster machine. Then, in two runs of this config, the background follows
 the caption 99-100% of the time, the object is in the right grid cell
 76-86% of the time and has the right colour 70.5-76.5% (one-object prompts:
 93-99%), the number of objects is right 96.5-98.5%, and the shape is not
@@ -161,8 +161,8 @@ def get_config() -> ml_collections.ConfigDict:
   # apart in the contrastive loss. Reads only (image, caption) pairs. Needs
   # model.word_dim; 0 = off. At 0.1 (two runs of 10,000 steps) colour was
   # right 6-14 points more often than without, the number of objects 2-4
-  # points, for about 17% more time per step (one measurement); at 0.5 G drew textures the
-  # word head reads (README, "Results").
+  # points, for about 17% more time per step (one measurement); at 0.5 G
+  # drew textures the word head reads (README, "Results").
   config.loss.word_weight = 0.1
   # G's share of it: G's word loss is word_weight * word_g_scale. 0 keeps the
   # words an auxiliary task of D (its features learn what the captions say,
