@@ -14,8 +14,9 @@ cost analysis) and, given ``--peak_tflops`` on an accelerator, the MFU; peak
 memory, and the ratio
 against the MLP GAN baseline at the same size and batch measured in the same run.
 With ``--text minilm`` (adapter on, as in ``configs/base.py``) it also measures
-MiniLM without the adapter, for the adapter's cost. With ``--word_attention``
-or ``--swap_weight`` it also measures the step without each of them.
+MiniLM without the adapter, for the adapter's cost. With ``--word_attention``,
+``--swap_weight`` or ``--word_weight`` it also measures the step without each
+of them.
 """
 
 import argparse
