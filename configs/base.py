@@ -15,10 +15,11 @@ steps took 1 h 32 min (this config with five in-training evaluations, on a
 2026-12-06 machine that other guests slowed at times); the default before
 D's caption-word head took 51 min 58 s on a faster machine. Then, in two
 runs of this config, the background follows the caption 99-100% of the
-time, the object is in the right grid cell 76-86% of the time and has the right colour 70.5-76.5% (one-object prompts:
-93-99%), the number of objects is right 96.5-98.5%, and the shape is not
-learned yet (at chance). Without the word head (one run with G's
-coordinates): colour 62.5-67.5%, objects 93.5-94.5%.
+time, the object is in the right grid cell 76-86% of the time and has
+the right colour 70.5-76.5% (one-object prompts: 93-99%), the number of
+objects is right 96.5-98.5%, and the shape is not learned yet (at chance).
+Without the word head (one run with G's coordinates): colour 62.5-67.5%,
+objects 93.5-94.5%.
 """
 
 import ml_collections
