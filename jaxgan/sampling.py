@@ -323,19 +323,11 @@ class Pipeline:
     hashes, indices = self._noise_inputs(prompts, num_per_prompt)
     ids = np.repeat(ids, num_per_prompt, axis=0)
     mask = np.repeat(mask, num_per_prompt, axis=0)
-    total = len(ids)
-    chunk = self._chunk_size(batch_size)
-    outputs = []
-    for start in range(0, total, chunk):
-      stop = min(start + chunk, total)
-      batch = [self._pad_rows(x[start:stop], chunk) for x in (hashes, indices, ids, mask)]
-      hashes_b, indices_b, ids_b, mask_b = self._put(*batch)
-      images = self._generate(self.params["generator_ema"], self.params["generator_state"],
-                              self.params["text_encoder"], self.params["frozen_text"],
-                              np.uint32(seed), hashes_b,
-                              indices_b, np.float32(truncation), ids_b, mask_b)
-      outputs.append(np.asarray(jax.device_get(images))[:stop - start])
-    return np.concatenate(outputs)
+    return self._in_chunks(
+        lambda hashes, indices, ids, mask: self._generate(
+            *self._generator_params(), np.uint32(seed), hashes, indices,
+            np.float32(truncation), ids, mask),
+        (hashes, indices, ids, mask), batch_size)
 
   def generate_from_noise(self, prompts: Sequence[str], noise,
                           batch_size: int = 32) -> np.ndarray:
@@ -359,15 +351,24 @@ class Pipeline:
     if noise.shape != (len(ids), self.models.z_dim):
       raise ValueError(f"noise must be [number of prompts, z_dim] = [{len(ids)}, "
                        f"{self.models.z_dim}], got {list(noise.shape)}")
+    return self._in_chunks(lambda *batch: self._images_from(*self._generator_params(), *batch),
+                           (noise, ids, mask), batch_size)
+
+  def _generator_params(self) -> tuple[Any, ...]:
+    """The params every generating program takes first."""
+    return (self.params["generator_ema"], self.params["generator_state"],
+            self.params["text_encoder"], self.params["frozen_text"])
+
+  def _in_chunks(self, program, rows: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+    """``program`` over ``rows`` (arrays of one length) in chunks of one padded
+    size, on the devices; the outputs' real rows, concatenated on the host."""
+    total = len(rows[0])
     chunk = self._chunk_size(batch_size)
     outputs = []
-    for start in range(0, len(ids), chunk):
-      stop = min(start + chunk, len(ids))
-      batch = [self._pad_rows(x[start:stop], chunk) for x in (noise, ids, mask)]
-      images = self._images_from(self.params["generator_ema"], self.params["generator_state"],
-                                 self.params["text_encoder"], self.params["frozen_text"],
-                                 *self._put(*batch))
-      outputs.append(np.asarray(jax.device_get(images))[:stop - start])
+    for start in range(0, total, chunk):
+      stop = min(start + chunk, total)
+      batch = [self._pad_rows(x[start:stop], chunk) for x in rows]
+      outputs.append(np.asarray(jax.device_get(program(*self._put(*batch))))[:stop - start])
     return np.concatenate(outputs)
 
   def images(self, prompts: Sequence[str], num_per_prompt: int = 1, seed: int = 0,

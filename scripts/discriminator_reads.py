@@ -77,7 +77,10 @@ def main():
                                num_examples=args.num, seed=alignment.EVAL_SEED)
   attributes = [source.attributes(i) for i in range(args.num)]
   if args.fakes:
-    pipeline = sampling.load_pipeline(args.workdir, step)
+    # The networks already read: no second restore of the checkpoint.
+    pipeline = sampling.Pipeline(
+        config, tokenizer, models,
+        {key: saved[key] for key in sampling.RESTORED_KEYS} | {"frozen_text": frozen}, step)
     images = jnp.asarray(pipeline.generate([shapes.describe(a) for a in attributes]))
   else:
     images = images_to_float(jnp.asarray(np.stack([source[i]["image"]
