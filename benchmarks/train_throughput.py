@@ -6,7 +6,7 @@
     python benchmarks/train_throughput.py --image_size 32 --nf 16 --text minilm --contrastive \
         --word_attention 64 --swap_weight 1 --no_baseline   # what each alignment option costs
     python benchmarks/train_throughput.py --image_size 32 --nf 16 --text minilm --contrastive \
-        --word_weight 0.1 --no_baseline   # D's caption-word head
+        --word_weight 0.1 --no_baseline   # D's caption-word head, either vocabulary
 
 Prints img/s of the step (on batches prepared in advance), img/s of the input
 pipeline alone, the first-step compile seconds, model FLOPs per image (XLA's
@@ -78,8 +78,7 @@ class CompiledStep:
   def __init__(self, config, batches, *, with_norms: bool = True):
     mesh = sharding.make_mesh()
     source = data.build_source(config)
-    tokenizer = text.build_tokenizer(
-        config.text, data.vocabulary_captions(source, config.data.vocab_examples))
+    tokenizer = run_lib.build_tokenizer(config, source)
     # The step training runs: captions packed as the trainer would pack them.
     self.models, frozen = run_lib.build_gan(
         config, tokenizer, pack_captions=run_lib.packs_captions(mesh.devices.size))
@@ -145,6 +144,9 @@ def main():
   parser.add_argument("--word_weight", type=float, default=0.0,
                       help="loss.word_weight, with D's caption-word head (model.word_dim=256); "
                            "0: off")
+  parser.add_argument("--word_vocab", choices=config_lib.WORD_VOCABULARIES, default=None,
+                      help="model.word_vocab, the ids the word head scores (default: the "
+                           "config's); the step with the other choice is measured too")
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--no_baseline", action="store_true")
   parser.add_argument("--peak_tflops", type=float, default=None,
@@ -166,6 +168,7 @@ def main():
   config.loss.swap_weight = args.swap_weight
   config.model.word_dim = 256 if args.word_weight > 0 else 0
   config.loss.word_weight = args.word_weight
+  config.model.word_vocab = args.word_vocab or config.model.word_vocab
   config_lib.validate(config)  # e.g. swaps need an encoder that reads word order
 
   batches, pipeline_img_s = prepare_batches(config, 8)
@@ -209,6 +212,13 @@ def main():
       config[section][name], config.model.word_dim = on, word_dim
       print(f"without {key}: {without['img_s']:8.1f} img/s  "
             f"(with / without = {result['img_s'] / without['img_s']:.3f})")
+  if config.loss.word_weight:
+    vocabulary = config.model.word_vocab
+    config.model.word_vocab = next(v for v in config_lib.WORD_VOCABULARIES if v != vocabulary)
+    other = measure(config, batches, args.steps)
+    print(f"word_vocab={config.model.word_vocab!r}: {other['img_s']:8.1f} img/s  "
+          f"({vocabulary!r} / {config.model.word_vocab!r} = {result['img_s'] / other['img_s']:.3f})")
+    config.model.word_vocab = vocabulary
   if not args.no_baseline:
     config.model.word_attention, config.loss.swap_weight = 0, 0.0
     config.model.word_dim, config.loss.word_weight = 0, 0.0

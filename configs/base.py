@@ -105,10 +105,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.contrastive_dim = 256
   # D's self-supervised head (loss.view_contrastive_weight); 0 = none.
   config.model.view_dim = 0
-  # Hidden size of D's caption-word head (loss.word_weight); 0 = none. Its
-  # output layer has one unit per token id (MiniLM's 30,522): it is most of
-  # D's params, and with its Adam moments 100 of the training state's 136 MB.
+  # Hidden size of D's caption-word head (loss.word_weight); 0 = none.
   config.model.word_dim = 256
+  # The ids it scores: "tokenizer" gives it one output per token id
+  # (MiniLM's 30,522; with their Adam moments 100 of the training state's
+  # 136 MB), "captions" one per id the training captions use (recorded in
+  # the run's tokenizer.json from data.vocab_examples' captions).
+  config.model.word_vocab = "tokenizer"
   # Where D's residual gammas start. DF-GAN's 0 makes D's image path linear
   # at first (each block is then its pooled 1x1 shortcut) and fades the
   # nonlinear branches in; shapes, unlike colours and places, need them. At 1

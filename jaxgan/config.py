@@ -137,6 +137,10 @@ def _validate_words(config: ml_collections.ConfigDict) -> None:
   scale = config.loss.get("word_g_scale", 1.0)
   if not scale >= 0:
     raise ValueError(f"config.loss.word_g_scale={scale!r} must be >= 0.")
+  vocabulary = config.model.get("word_vocab", "tokenizer")
+  if vocabulary not in WORD_VOCABULARIES:
+    raise ValueError(f"config.model.word_vocab={vocabulary!r} must be one of "
+                     f"{', '.join(map(repr, WORD_VOCABULARIES))}.")
 
 
 def _validate_head_and_loss(config: ml_collections.ConfigDict, dim_key: str, loss_key: str,
@@ -165,6 +169,9 @@ def _validate_head_and_loss(config: ml_collections.ConfigDict, dim_key: str, los
 
 # How D's mismatched (real image, caption) pairs are chosen; see configs/base.py.
 MISMATCH_KINDS = ("roll", "hardest")
+# Which token ids D's caption-word head scores: every id of the tokenizer, or
+# only those the training captions use; see configs/base.py.
+WORD_VOCABULARIES = ("tokenizer", "captions")
 
 
 def uses_caption_queue(config: ml_collections.ConfigDict) -> bool:

@@ -135,7 +135,8 @@ _ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1, "data.seed": Non
                "model.text_stem": False, "model.coordinates": False,
                "loss.mismatch": "roll", "model.view_dim": 0,
                "model.d_residual_init": 0.0, "model.d_nf": 0,
-               "model.word_dim": 0, "model.word_attention": 0}
+               "model.word_dim": 0, "model.word_attention": 0,
+               "model.word_vocab": "tokenizer"}
 
 
 def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
@@ -210,13 +211,25 @@ def check_data_size(workdir: str, examples: int) -> str | None:
   return message
 
 
+def build_tokenizer(config: ml_collections.ConfigDict, source) -> Any:
+  """The run's tokenizer, built from the training captions of ``source``."""
+  from jaxgan.data import vocabulary_captions  # pylint: disable=g-import-not-at-top
+  return text.build_tokenizer(
+      config.text, vocabulary_captions(source, config.data.vocab_examples),
+      record_caption_ids=_scores_caption_ids(config))
+
+
+def _scores_caption_ids(config: ml_collections.ConfigDict) -> bool:
+  """Whether D's caption-word head scores only the ids the captions use."""
+  return bool(config.model.get("word_dim", 0)) and (
+      config.model.get("word_vocab", "tokenizer") == "captions")
+
+
 def prepare_tokenizer(config: ml_collections.ConfigDict, workdir: str, source) -> Any:
   """Loads the run's tokenizer, or builds it from the training captions and saves it."""
   if os.path.exists(os.path.join(workdir, "tokenizer.json")):
     return text.load_tokenizer(workdir)
-  from jaxgan.data import vocabulary_captions  # pylint: disable=g-import-not-at-top
-  tokenizer = text.build_tokenizer(
-      config.text, vocabulary_captions(source, config.data.vocab_examples))
+  tokenizer = build_tokenizer(config, source)
   if jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
     tokenizer.save(workdir)
@@ -233,6 +246,7 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer, *,
   states depend, at float rounding, on the batch it shares, which sampling
   promises they do not.
   """
+  word_ids = _word_head_ids(config, tokenizer)
   generator, discriminator = gan_models.build_models(
       config.model.arch, image_size=config.image_size, nf=config.model.nf,
       dtype=config.model.dtype, param_dtype=config.model.param_dtype,
@@ -244,7 +258,8 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer, *,
       view_dim=config.model.get("view_dim", 0),
       d_residual_init=config.model.get("d_residual_init", 0.0),
       d_nf=config.model.get("d_nf", 0),
-      word_dim=config.model.get("word_dim", 0), word_vocab=tokenizer.vocab_size)
+      word_dim=config.model.get("word_dim", 0),
+      word_vocab=tokenizer.vocab_size if word_ids is None else len(word_ids))
   text_encoder = text.build_encoder(config.text, tokenizer)
   adapter = text.build_adapter(config.text)
   pretrained_params = None
@@ -262,11 +277,24 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer, *,
       generator=generator, discriminator=discriminator, text_encoder=text_encoder,
       text_frozen=not text.is_trainable(config.text), text_adapter=adapter,
       generator_has_state=gan_models.uses_batch_stats(config.model.arch),
-      z_dim=config.model.z_dim, sentence_scale=sentence_scale,
+      z_dim=config.model.z_dim, sentence_scale=sentence_scale, word_ids=word_ids,
       # Runs saved before packing have no such key.
       text_pack_fraction=(float(config.text.get("pack_fraction", 0.0))
                           if pack_captions else 0.0))
   return models, pretrained_params
+
+
+def _word_head_ids(config: ml_collections.ConfigDict, tokenizer) -> tuple[int, ...] | None:
+  """The token ids D's caption-word head scores, in its output order (None: all)."""
+  if not _scores_caption_ids(config):
+    return None
+  if tokenizer.caption_ids is not None:
+    return tokenizer.caption_ids
+  if text.is_trainable(config.text):  # a learned vocabulary is the captions' words
+    return None
+  raise ValueError("config.model.word_vocab='captions' scores the ids the training captions "
+                   "use, but this run's tokenizer.json records none: it was saved by a run "
+                   "with model.word_vocab='tokenizer' (set that to load it).")
 
 
 def packs_captions(mesh_size: int) -> bool:

@@ -102,7 +102,7 @@ def main():
       result["cosine"] = jnp.sum(image_embeddings * sentence_embeddings, axis=-1)
     if word_logits is not None:
       result["words"] = losses.caption_log_likelihood(jnp.roll(word_logits, image_shift, axis=0),
-                                                      ids, mask)
+                                                      *models.word_head_ids(ids, mask))
     return result
 
   true_scores = scores([shapes.describe(a) for a in attributes])

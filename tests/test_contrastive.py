@@ -199,6 +199,7 @@ def test_discriminator_view_head_is_unit_norm_and_ignores_where_features_are():
     ({"loss.swap_weight": 1.0, "loss.swap_edits": "both", "text.encoder": "bow"},
      "encodes identically"),
     ({"loss.swap_weight": 1.0, "loss.swap_edits": "swaps"}, "must be one of"),
+    ({"model.word_vocab": "caption"}, "word_vocab='caption' must be one of"),
 ])
 def test_config_refuses_a_contrastive_loss_without_its_head(overrides, message):
   config = tiny.get_config()

@@ -206,6 +206,38 @@ def test_registry_builds_minilm_and_round_trips_its_tokenizer(tmp_path):
                                 tokenizer.encode(["a red circle"])[0])
 
 
+def test_word_head_scores_only_the_ids_the_training_captions_use(tmp_path):
+  from configs import base  # pylint: disable=g-import-not-at-top
+  from jaxgan import run as run_lib, text  # pylint: disable=g-import-not-at-top
+  config = base.get_config()
+  config.model.word_vocab = "captions"
+  captions = ["a red circle", "two blue squares"]
+  tokenizer = text.build_tokenizer(config.text, captions, record_caption_ids=True)
+  ids, mask = tokenizer.encode(captions)
+  assert tokenizer.caption_ids == tuple(sorted(set(ids[mask].tolist())))  # [CLS], [SEP] too
+  tokenizer.save(str(tmp_path))
+  assert text.load_tokenizer(str(tmp_path)).caption_ids == tokenizer.caption_ids
+  models, _ = run_lib.build_gan(config, tokenizer)
+  assert models.word_ids == tokenizer.caption_ids
+  d_params = models.discriminator.init(
+      jax.random.key(0), jnp.zeros((1, config.image_size, config.image_size, 3)),
+      jnp.zeros((1, config.text.embed_dim)))["params"]
+  assert d_params["word_out"]["kernel"].shape == (config.model.word_dim,
+                                                  len(tokenizer.caption_ids))
+  # A caption's words as the head's outputs; a word no caption used is no label.
+  new_ids, new_mask = tokenizer.encode(["a red zebra"])
+  head_ids, head_mask = models.word_head_ids(jnp.asarray(new_ids), jnp.asarray(new_mask))
+  scored = np.asarray(tokenizer.caption_ids)
+  np.testing.assert_array_equal(scored[np.asarray(head_ids)][np.asarray(head_mask)],
+                                new_ids[new_mask & np.isin(new_ids, scored)])
+  assert np.asarray(head_mask).sum() < new_mask.sum()  # "zebra" is not scored
+  # A run saved with every id scored cannot be loaded as one that scores few.
+  with pytest.raises(ValueError, match="records none"):
+    run_lib.build_gan(config, text.build_tokenizer(config.text, captions))
+  with pytest.raises(ValueError, match="ids in"):
+    pretrained.PretrainedTokenizer(caption_ids=[30522])
+
+
 def test_gan_sees_minilm_embeddings_with_unit_variance_entries():
   from configs import base  # pylint: disable=g-import-not-at-top
   from jaxgan import run as run_lib, text  # pylint: disable=g-import-not-at-top

@@ -364,14 +364,17 @@ def _unit(x):
 class ContrastiveDiscriminator(MatchingDiscriminator):
   """The same D with its two optional heads: unit-norm projections of image
   features and sentences (the contrastive loss), and of image features alone
-  (the self-supervised loss). A loss that is off leaves its head untouched."""
+  (the self-supervised loss). A loss that is off leaves its head untouched.
+  The caption-word head scores ``word_vocab`` ids."""
+
+  word_vocab: int = VOCAB
 
   def setup(self):
     super().setup()
     self.image_embed = nn.Dense(3, name="image_embed")
     self.sentence_embed = nn.Dense(3, name="sentence_embed")
     self.view_embed = nn.Dense(3, name="view_embed")
-    self.word_out = nn.Dense(VOCAB, name="word_out")
+    self.word_out = nn.Dense(self.word_vocab, name="word_out")
 
   def word_logits(self, features):
     return self.word_out(features)
@@ -392,14 +395,17 @@ class ContrastiveDiscriminator(MatchingDiscriminator):
 
 
 def _one_step_with_heads(loss: str, weight: float, temperature: float | None,
-                         batch=None, **loss_settings):
+                         batch=None, word_ids=None, **loss_settings):
   """One step of the D with both heads, ``loss.{loss}_weight`` and
   ``_temperature`` (and ``loss_settings``; None deletes a key, as in a config
-  saved before it existed) set, on ``batch`` (default ``_batch()``):
+  saved before it existed) set, on ``batch`` (default ``_batch()``), its word
+  head scoring ``word_ids`` (None: every id):
   (models, state before, state after, metrics, reference)."""
-  models = GanModels(generator=NoiseFreeGenerator(), discriminator=ContrastiveDiscriminator(),
+  discriminator = ContrastiveDiscriminator(
+      word_vocab=VOCAB if word_ids is None else len(word_ids))
+  models = GanModels(generator=NoiseFreeGenerator(), discriminator=discriminator,
                      text_encoder=BagOfWords(), text_frozen=False,
-                     generator_has_state=False, z_dim=4)
+                     generator_has_state=False, z_dim=4, word_ids=word_ids)
   config = _config()
   config.loss[f"{loss}_weight"] = weight
   if temperature is not None:
@@ -513,6 +519,32 @@ def test_word_loss_trains_d_on_real_captions_and_g_on_its_own(g_scale):
   plain_text_grad = jax.grad(ref.d_loss, argnums=1)(state.discriminator, state.text_encoder)
   _assert_moved_against_gradient(state.text_encoder, new_state.text_encoder,
                                  plain_text_grad, "text encoder")
+
+
+def test_word_loss_over_caption_ids_labels_each_scored_id_by_its_output():
+  """With ``word_ids`` the head's output i answers for id ``word_ids[i]``, and
+  an id it does not score is no label at all."""
+  weight = 0.7
+  # _batch(): caption 0 holds ids 1 and 3 (3 is not scored), caption 1 id 2.
+  models, state, new_state, metrics, ref = _one_step_with_heads("word", weight, None,
+                                                                word_ids=(0, 1, 2))
+  head_ids = jnp.array([[1, 0, 0], [2, 0, 0]])
+  head_mask = jnp.array([[True, False, False], [True, False, False]])
+
+  def words(d_params, images):
+    return losses.word_prediction_loss(
+        models.d_word_logits(d_params, models.d_features(d_params, images)), head_ids, head_mask)
+
+  def g_loss(g_params, d_params):
+    sentence = ref.sentence(state.text_encoder)
+    return ref.g_loss(g_params, d_params) + weight * words(d_params,
+                                                           ref.generate(g_params, sentence))
+
+  assert models.d_word_logits(state.discriminator, jnp.zeros((2, 3))).shape == (2, 3)
+  np.testing.assert_allclose(metrics["d_words"], words(state.discriminator, ref.real),
+                             rtol=1e-5)
+  np.testing.assert_allclose(metrics["g_loss"], g_loss(state.generator,
+                                                       new_state.discriminator), rtol=1e-5)
 
 
 def _swap_batch(has_swap) -> dict[str, np.ndarray]:

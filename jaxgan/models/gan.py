@@ -38,6 +38,8 @@ class GanModels:
     text_pack_fraction: a frozen BERT encoder packs a batch's captions into
       this fraction of its padded tokens when they fit
       (:func:`jaxgan.text.pretrained.encode_packed`); 0 = never.
+    word_ids: the sorted token ids D's caption-word head scores, output i
+      scoring ``word_ids[i]``; None when it scores every id of the tokenizer.
   """
 
   generator: nn.Module
@@ -49,6 +51,7 @@ class GanModels:
   sentence_scale: float = 1.0
   text_adapter: nn.Module | None = None
   text_pack_fraction: float = 0.0
+  word_ids: tuple[int, ...] | None = None
 
   @property
   def has_text_params(self) -> bool:
@@ -163,6 +166,24 @@ class GanModels:
     """D's caption-word logits of images; see
     :meth:`jaxgan.models.dfgan.Discriminator.word_logits`."""
     return self.discriminator.apply({"params": params}, features, method="word_logits")
+
+  def word_head_ids(self, ids: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Captions' token ids as indices of D's caption-word outputs.
+
+    Args:
+      ids: [B, L] token ids.
+      mask: [B, L] True where a token is.
+
+    Returns:
+      [B, L] int32 indices into :meth:`d_word_logits`' outputs and the mask,
+      False also where the head scores no such id (one no training caption
+      used).
+    """
+    if self.word_ids is None:
+      return ids, mask
+    scored = jnp.asarray(self.word_ids, jnp.int32)
+    index = jnp.minimum(jnp.searchsorted(scored, ids), len(self.word_ids) - 1).astype(jnp.int32)
+    return index, mask & (scored[index] == ids)
 
   def init(self, key: jax.Array, *, image_size: int, max_length: int,
            frozen_text: Any = None) -> dict[str, Any]:

@@ -137,21 +137,24 @@ def is_trainable(text_config) -> bool:
 
 
 def build_tokenizer(
-    text_config: ml_collections.ConfigDict, captions: Iterable[str]
+    text_config: ml_collections.ConfigDict, captions: Iterable[str], *,
+    record_caption_ids: bool = False,
 ) -> Tokenizer:
   """Makes the tokenizer of ``text_config.encoder``.
 
   Args:
     text_config: reads ``encoder``, ``max_length`` and ``min_count``.
     captions: the training captions (the word vocabulary is built from them).
+    record_caption_ids: a pretrained tokenizer (whose vocabulary is fixed)
+      records which of its ids the captions use (``caption_ids``).
 
   Returns:
     The tokenizer; save it with the run so sampling reproduces the ids.
   """
   name = _encoder_name(text_config)
   if name == "minilm":
-    del captions  # the pretrained vocabulary is fixed
-    return PretrainedTokenizer(_model_dir(text_config), max_length=text_config.max_length)
+    tokenizer = PretrainedTokenizer(_model_dir(text_config), max_length=text_config.max_length)
+    return tokenizer.with_caption_ids(captions) if record_caption_ids else tokenizer
   return WordTokenizer.build(
       captions,
       max_length=text_config.max_length,

@@ -33,9 +33,14 @@ class TextEncoding:
 
 
 class Tokenizer(Protocol):
-  """Strings to fixed-length ids; saved with a run so sampling reproduces it."""
+  """Strings to fixed-length ids; saved with a run so sampling reproduces it.
+
+  ``caption_ids``: the ids the training captions use, when the tokenizer's
+  vocabulary is not already made of them (a pretrained one's); None otherwise.
+  """
 
   max_length: int
+  caption_ids: tuple[int, ...] | None
 
   @property
   def vocab_size(self) -> int:

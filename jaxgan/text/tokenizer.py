@@ -63,6 +63,8 @@ class WordTokenizer:
   """
 
   kind = KIND
+  # Its vocabulary is already the training captions' words (see the protocol).
+  caption_ids = None
 
   def __init__(self, vocab: Sequence[str], max_length: int):
     """Wraps an existing vocabulary; use :meth:`build` to make one from captions.
