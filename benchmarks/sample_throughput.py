@@ -30,14 +30,13 @@ xla_flags.set_default_cpu_flags()  # before JAX starts its backend
 import jax  # noqa: E402
 
 from configs import base  # noqa: E402
-from jaxgan import data, run as run_lib, sampling, text  # noqa: E402
+from jaxgan import data, run as run_lib, sampling  # noqa: E402
 from jaxgan.train.state import init_state  # noqa: E402
 
 
 def _random_pipeline(config) -> sampling.Pipeline:
   source = data.build_source(config)
-  tokenizer = text.build_tokenizer(
-      config.text, data.vocabulary_captions(source, config.data.vocab_examples))
+  tokenizer = run_lib.build_tokenizer(config, source)
   models, frozen = run_lib.build_gan(config, tokenizer)
   state = jax.jit(lambda key, t: init_state(models, config, key, frozen_text=t))(
       jax.random.key(config.seed), frozen)

@@ -55,8 +55,7 @@ def _peak_device_mib() -> float | None:
 def prepare_batches(config, count: int) -> tuple[list[dict], float]:
   """``count`` host batches of the config's data, and the pipeline's img/s."""
   source = data.build_source(config)
-  tokenizer = text.build_tokenizer(
-      config.text, data.vocabulary_captions(source, config.data.vocab_examples))
+  tokenizer = run_lib.build_tokenizer(config, source)
   iterator = iter(data.make_dataset(source, tokenizer, global_batch_size=config.batch_size,
                                     seed=0, num_threads=config.data.num_threads,
                                     caption_edits=data.caption_edits_for(config, source)))
@@ -212,7 +211,8 @@ def main():
       config[section][name], config.model.word_dim = on, word_dim
       print(f"without {key}: {without['img_s']:8.1f} img/s  "
             f"(with / without = {result['img_s'] / without['img_s']:.3f})")
-  if config.loss.word_weight:
+  if config.loss.word_weight and not text.is_trainable(config.text):
+    # (A learned tokenizer's vocabulary is already the captions' words.)
     vocabulary = config.model.word_vocab
     config.model.word_vocab = next(v for v in config_lib.WORD_VOCABULARIES if v != vocabulary)
     other = measure(config, batches, args.steps)

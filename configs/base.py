@@ -110,7 +110,8 @@ def get_config() -> ml_collections.ConfigDict:
   # The ids it scores: "tokenizer" gives it one output per token id
   # (MiniLM's 30,522; with their Adam moments 100 of the training state's
   # 136 MB), "captions" one per id the training captions use (recorded in
-  # the run's tokenizer.json from data.vocab_examples' captions).
+  # the run's tokenizer.json from data.vocab_examples' captions; a word
+  # only later captions use is then no label).
   config.model.word_vocab = "tokenizer"
   # Where D's residual gammas start. DF-GAN's 0 makes D's image path linear
   # at first (each block is then its pooled 1x1 shortcut) and fades the

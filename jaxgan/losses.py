@@ -191,9 +191,10 @@ def caption_words(ids: jax.Array, mask: jax.Array, vocab_size: int) -> jax.Array
   """Which token ids each caption holds: [B, vocab_size] float32 of 0 and 1.
 
   Args:
-    ids: [B, L] token ids.
+    ids: [B, L] token ids, or a word head's output indices
+      (:meth:`jaxgan.models.gan.GanModels.word_head_ids`).
     mask: [B, L] True where a token is (False for padding).
-    vocab_size: the tokenizer's number of ids.
+    vocab_size: the number of ids (the word head's outputs).
   """
   rows = jnp.broadcast_to(jnp.arange(ids.shape[0])[:, None], ids.shape)
   return jnp.zeros((ids.shape[0], vocab_size), jnp.float32).at[rows, ids].max(
@@ -221,8 +222,9 @@ def word_prediction_loss(logits: jax.Array, ids: jax.Array, mask: jax.Array) -> 
   the batch's others (:func:`contrastive_loss`).
 
   Args:
-    logits: [B, V] float32, one per token id.
-    ids: [B, L] the captions' token ids.
+    logits: [B, V] float32, one per scored token id.
+    ids: [B, L] the captions' token ids as indices of ``logits``' last axis
+      (:meth:`jaxgan.models.gan.GanModels.word_head_ids`).
     mask: [B, L] True where a token is.
 
   Returns:

@@ -16,6 +16,8 @@ noise it draws):
 
 from __future__ import annotations
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -525,10 +527,11 @@ def test_word_loss_over_caption_ids_labels_each_scored_id_by_its_output():
   """With ``word_ids`` the head's output i answers for id ``word_ids[i]``, and
   an id it does not score is no label at all."""
   weight = 0.7
-  # _batch(): caption 0 holds ids 1 and 3 (3 is not scored), caption 1 id 2.
+  # _batch(): caption 0 holds ids 1 and 3 (3 is not scored), caption 1 id 2:
+  # outputs 0 and 1 (not the ids themselves).
   models, state, new_state, metrics, ref = _one_step_with_heads("word", weight, None,
-                                                                word_ids=(0, 1, 2))
-  head_ids = jnp.array([[1, 0, 0], [2, 0, 0]])
+                                                                word_ids=(1, 2))
+  head_ids = jnp.array([[0, 0, 0], [1, 0, 0]])
   head_mask = jnp.array([[True, False, False], [True, False, False]])
 
   def words(d_params, images):
@@ -540,11 +543,15 @@ def test_word_loss_over_caption_ids_labels_each_scored_id_by_its_output():
     return ref.g_loss(g_params, d_params) + weight * words(d_params,
                                                            ref.generate(g_params, sentence))
 
-  assert models.d_word_logits(state.discriminator, jnp.zeros((2, 3))).shape == (2, 3)
+  assert models.d_word_logits(state.discriminator, jnp.zeros((2, 3))).shape == (2, 2)
   np.testing.assert_allclose(metrics["d_words"], words(state.discriminator, ref.real),
                              rtol=1e-5)
   np.testing.assert_allclose(metrics["g_loss"], g_loss(state.generator,
                                                        new_state.discriminator), rtol=1e-5)
+  # The binary search that maps them needs sorted, distinct ids.
+  for bad in [(2, 1), (1, 1, 2), ()]:
+    with pytest.raises(ValueError, match="sorted, distinct"):
+      dataclasses.replace(models, word_ids=bad)
 
 
 def _swap_batch(has_swap) -> dict[str, np.ndarray]:

@@ -512,7 +512,8 @@ class Discriminator(nn.Module):
       the image path starts linear; see :class:`DiscriminatorBlock`).
     word_dim: hidden size of the caption-word head (:meth:`word_logits`);
       0 = no such head.
-    word_vocab: the number of token ids that head scores (the tokenizer's).
+    word_vocab: the number of token ids that head scores (the tokenizer's,
+      or those the training captions use; see ``GanModels.word_head_ids``).
     dtype: compute dtype.
     param_dtype: parameter dtype.
 
@@ -555,9 +556,10 @@ class Discriminator(nn.Module):
       self.view_embed = nn.Dense(self.view_dim, **kw)
     if self.word_dim:
       self.word_hidden = nn.Dense(self.word_dim, **kw)
-      # Most ids are in no caption: start every word unlikely (sigmoid ~
-      # 1 / vocabulary), not at one half, so that the loss starts near its
-      # present words' share instead of V log 2.
+      # A caption holds few of the scored ids (about 10 of MiniLM's 30,522,
+      # or of the 96 the shapes captions use): start every word unlikely
+      # (sigmoid ~ 1 / vocabulary), not at one half, so that the loss starts
+      # near its present words' share instead of V log 2.
       self.word_out = nn.Dense(
           self.word_vocab, bias_init=nn.initializers.constant(-math.log(self.word_vocab)),
           **kw)
@@ -639,7 +641,8 @@ class Discriminator(nn.Module):
     return _unit(self.view_embed(nn.leaky_relu(self.view_hidden(pooled), 0.2)))
 
   def word_logits(self, features: jax.Array) -> jax.Array:
-    """Which words an image's caption holds, by token id (a multi-label head).
+    """Which words an image's caption holds, one output per scored token id
+    (a multi-label head).
 
     Trained on real images with their captions
     (:func:`jaxgan.losses.word_prediction_loss`), it must answer for every

@@ -53,6 +53,13 @@ class GanModels:
   text_pack_fraction: float = 0.0
   word_ids: tuple[int, ...] | None = None
 
+  def __post_init__(self):
+    # word_head_ids' binary search needs them sorted and distinct.
+    if self.word_ids is not None and (
+        not self.word_ids or list(self.word_ids) != sorted(set(self.word_ids))):
+      raise ValueError(f"word_ids must be sorted, distinct token ids, at least one; got "
+                       f"{len(self.word_ids)} ids starting {tuple(self.word_ids[:5])}")
+
   @property
   def has_text_params(self) -> bool:
     """Whether the state holds text params that D's optimizer trains."""
@@ -176,8 +183,9 @@ class GanModels:
 
     Returns:
       [B, L] int32 indices into :meth:`d_word_logits`' outputs and the mask,
-      False also where the head scores no such id (one no training caption
-      used).
+      False also where the head scores no such id: a word no caption of the
+      tokenizer's record (``data.vocab_examples``' captions) used is no label,
+      present or absent.
     """
     if self.word_ids is None:
       return ids, mask

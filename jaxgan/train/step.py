@@ -161,7 +161,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
     ids, mask = batch["ids"], batch["mask"]
     batch_size = real.shape[0]
     # The captions' words as the caption-word head's labels.
-    head_words = models.word_head_ids(ids, mask)
+    head_ids, head_mask = models.word_head_ids(ids, mask)
 
     # A frozen encoder runs once per step; D's and G's passes share it.
     frozen_encoding = models.encode_frozen(frozen_text, ids, mask)
@@ -276,7 +276,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
       if word_weight > 0:
         # D learns from real images which words their captions hold.
         words = losses.word_prediction_loss(
-            models.d_word_logits(d_params, real_features), *head_words)
+            models.d_word_logits(d_params, real_features), head_ids, head_mask)
         metrics["d_words"] = words
         total = total + word_weight * words
       if gp_weight > 0:
@@ -310,7 +310,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
       if g_word_weight > 0:
         # Each fake should read, word by word, as its own caption.
         words = losses.word_prediction_loss(
-            models.d_word_logits(d_params["discriminator"], features), *head_words)
+            models.d_word_logits(d_params["discriminator"], features), head_ids, head_mask)
         metrics["g_words"] = words
         total = total + g_word_weight * words
       if contrastive_weight <= 0:
