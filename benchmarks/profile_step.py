@@ -157,10 +157,7 @@ def main():
   config.image_size, config.batch_size = args.image_size, args.batch_size
   config.model.nf, config.text.encoder = args.nf, args.text
   config.text.adapter = args.text == "minilm"
-  # DF-GAN's own step: no contrastive head (configs/base.py adds one).
-  config.model.contrastive_dim, config.loss.contrastive_weight = 0, 0.0
-  config.model.d_residual_init = 0.0  # DF-GAN's
-  config.model.coordinates = False  # DF-GAN's
+  train_throughput.use_dfgan_step(config)
   batches, _ = train_throughput.prepare_batches(config, 2)
   step = train_throughput.CompiledStep(config, batches)
   ops = classify_instructions(step.hlo_text())

@@ -65,6 +65,17 @@ def prepare_batches(config, count: int) -> tuple[list[dict], float]:
   return batches, count * config.batch_size / (time.perf_counter() - start)
 
 
+def use_dfgan_step(config) -> None:
+  """Sets ``config`` (configs/base.py's) to DF-GAN's own step: no contrastive
+  head, D's gammas starting at 0, no coordinate channels in G, no caption-word
+  head, G's learning rate 1e-4."""
+  config.model.contrastive_dim, config.loss.contrastive_weight = 0, 0.0
+  config.model.d_residual_init = 0.0
+  config.model.coordinates = False
+  config.model.word_dim, config.loss.word_weight = 0, 0.0
+  config.optim.g_lr = 1e-4
+
+
 class CompiledStep:
   """The jitted training step of ``config``, compiled, with its state and batches.
 
@@ -158,11 +169,7 @@ def main():
   config.text.adapter = args.text == "minilm" and not args.no_adapter
   config.text.max_length = 32 if args.text == "minilm" else config.text.max_length
   if not args.contrastive:
-    # DF-GAN's own step: no contrastive head, D's gammas starting at 0, no
-    # coordinate channels in G.
-    config.model.contrastive_dim, config.loss.contrastive_weight = 0, 0.0
-    config.model.d_residual_init = 0.0
-    config.model.coordinates = False
+    use_dfgan_step(config)
   config.model.word_attention = args.word_attention
   config.loss.swap_weight = args.swap_weight
   config.model.word_dim = 256 if args.word_weight > 0 else 0

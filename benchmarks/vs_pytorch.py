@@ -238,10 +238,9 @@ def main() -> None:
   config.image_size, config.batch_size, config.model.nf = (
       args.image_size, args.batch_size, args.nf)
   config.text.encoder, config.text.adapter = "bow", False
-  # DF-GAN's own step: no contrastive head (configs/base.py adds one).
-  config.model.contrastive_dim, config.loss.contrastive_weight = 0, 0.0
-  config.model.d_residual_init = 0.0  # DF-GAN's (the PyTorch networks' too)
-  config.model.coordinates = False  # likewise
+  # DF-GAN's own step, as the PyTorch side runs it (configs/base.py adds
+  # heads, whose parameters the counts below would refuse).
+  train_throughput.use_dfgan_step(config)
   batches, _ = train_throughput.prepare_batches(config, 4)
 
   ours = train_throughput.CompiledStep(config, batches)
