@@ -28,6 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.contrastive_dim = 0
   config.model.word_dim = 0  # no caption-word head (its own tests)
   config.loss.word_weight = 0.0
+  config.optim.g_lr = 1e-4  # DF-GAN's, as the tests were written (base: 4e-4)
   config.loss.contrastive_weight = 0.0
   config.log_every = 5
   config.checkpoint_every = 10

@@ -206,6 +206,14 @@ def test_registry_builds_minilm_and_round_trips_its_tokenizer(tmp_path):
                                 tokenizer.encode(["a red circle"])[0])
 
 
+def _base_tokenizer(config):
+  """configs/base.py's MiniLM tokenizer, as a run records it (its word head
+  scores the ids the captions use; a few stand in for the data's)."""
+  from jaxgan import text  # pylint: disable=g-import-not-at-top
+  return text.build_tokenizer(config.text, ["a large red circle in the center"],
+                              record_caption_ids=True)
+
+
 def test_word_head_scores_only_the_ids_the_training_captions_use(tmp_path):
   from configs import base  # pylint: disable=g-import-not-at-top
   from jaxgan import run as run_lib, text  # pylint: disable=g-import-not-at-top
@@ -244,7 +252,7 @@ def test_gan_sees_minilm_embeddings_with_unit_variance_entries():
   config = base.get_config()
   assert config.text.encoder == "minilm"
   config.text.adapter = False
-  tokenizer = text.build_tokenizer(config.text, [])
+  tokenizer = _base_tokenizer(config)
   models, params = run_lib.build_gan(config, tokenizer)
   ids, mask = tokenizer.encode(["a large red circle in the center on a black background",
                                 "two small stars"])
@@ -259,7 +267,7 @@ def test_adapter_reads_token_states_and_gives_unit_scale_sentences():
   from jaxgan import run as run_lib, text  # pylint: disable=g-import-not-at-top
   config = base.get_config()
   assert config.text.adapter
-  tokenizer = text.build_tokenizer(config.text, [])
+  tokenizer = _base_tokenizer(config)
   models, frozen = run_lib.build_gan(config, tokenizer)
   assert models.text_frozen and models.has_text_params
   ids, mask = tokenizer.encode(["a large red circle in the top left on a black background",
@@ -373,7 +381,7 @@ def test_the_trainer_packs_captions_and_sampling_does_not():
   from jaxgan import run as run_lib, text  # pylint: disable=g-import-not-at-top
   from jaxgan.data import shapes  # pylint: disable=g-import-not-at-top
   config = base.get_config()
-  tokenizer = text.build_tokenizer(config.text, [])
+  tokenizer = _base_tokenizer(config)
   packing, frozen = run_lib.build_gan(config, tokenizer, pack_captions=True)
   assert packing.text_pack_fraction == config.text.pack_fraction > 0
   plain, _ = run_lib.build_gan(config, tokenizer)  # as sampling builds it
