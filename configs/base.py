@@ -11,15 +11,15 @@ keep improving the images. On an accelerator, raise ``image_size`` to 64 or
 128 and ``model.nf`` to 32 or 64.
 
 Expected on a 2-core CPU (README, "Results" and "Benchmarks"): the 10,000
-steps took 1 h 32 min (this config with five in-training evaluations, on a
-2026-12-06 machine that other guests slowed at times); the default before
-D's caption-word head took 51 min 58 s on a faster machine. Then, in two
-runs of this config, the background follows the caption 99-100% of the
-time, the object is in the right grid cell 76-86% of the time and has
-the right colour 70.5-76.5% (one-object prompts: 93-99%), the number of
-objects is right 96.5-98.5%, and the shape is not learned yet (at chance).
-Without the word head (one run with G's coordinates): colour 62.5-67.5%,
-objects 93.5-94.5%.
+steps took 68 min (this config with ten in-training evaluations, on a
+2026-12-06 machine); the default before D's caption-word head took 51 min
+58 s on a faster machine. Then, in two runs (this config with seed 1, and
+with seed 0 and the word head over every token id), the background follows
+the caption 100% of the time, the object is in the right grid cell 81-87%
+of the time, has the right colour 80.5-85% (one-object prompts: 98-100%),
+the right size 67.5-72% and the right shape 32-39% (chance 12.5%), and the
+number of objects is right 98-99%. With G at DF-GAN's 1e-4 (two runs):
+colour 70.5-76.5%, shape at chance.
 """
 
 import ml_collections
