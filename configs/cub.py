@@ -47,7 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
   # contradict the captions' left and right).
   config.model.word_dim = 0
   config.loss.word_weight = 0.0
-  config.optim.g_lr = 1e-4  # DF-GAN's (the shapes default's 4e-4 likewise)
+  config.optim.g_lr = 1e-4  # DF-GAN's (the shapes default's 4e-4 measured on shapes only)
   config.log_every = 100
   config.checkpoint_every = 2000
   config.sample_every = 2000
