@@ -163,6 +163,10 @@ def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
   if key == "model":
     # Where D's residual gammas start: the checkpoint's own gammas override it.
     flat.pop("model.d_residual_init", None)
+    # Which ids the caption-word head scores changes nothing without the head,
+    # or with a learned encoder, whose vocabulary is the captions' words.
+    if not flat["model.word_dim"] or text.is_trainable(config.text):
+      del flat["model.word_vocab"]
   if key == "loss.mismatch" and config_lib.uses_caption_queue(config):
     # The state holds the caption queue, whose length is this; without hard
     # negatives, the contrastive loss is what keeps it.

@@ -237,6 +237,21 @@ def test_resume_checks_the_caption_queue_and_ignores_d_residual_init():
                            "runs/old")
 
 
+def test_resume_checks_the_word_vocabulary_only_where_it_sizes_the_head():
+  from jaxgan import run as run_lib  # pylint: disable=g-import-not-at-top
+  minilm_words = {"text.encoder": "minilm", "model.word_dim": 8}
+  with pytest.raises(ValueError, match="model.word_vocab='tokenizer'"):
+    run_lib.check_compatible(_config(**minilm_words, **{"model.word_vocab": "tokenizer"}),
+                             _config(**minilm_words, **{"model.word_vocab": "captions"}),
+                             "runs/old")
+  # No head, or a learned vocabulary (already the captions' words): the same run.
+  for overrides in ({"text.encoder": "minilm", "model.word_dim": 0},
+                    {"text.encoder": "bow", "model.word_dim": 8}):
+    run_lib.check_compatible(_config(**overrides, **{"model.word_vocab": "tokenizer"}),
+                             _config(**overrides, **{"model.word_vocab": "captions"}),
+                             "runs/old")
+
+
 @pytest.mark.parametrize("option", ["text_stem", "coordinates"])
 def test_runs_saved_before_a_generator_option_existed_resume_without_it(option):
   from jaxgan import run as run_lib  # pylint: disable=g-import-not-at-top
