@@ -53,15 +53,19 @@ class Monitor:
     """
     if not self._is_chief:
       return
-    if self._bar is not None:
-      self._bar.update(step - self._bar.n)
-      if metrics is not None:
-        self._bar.set_postfix(d=f"{metrics['d_loss']:.3f}", g=f"{metrics['g_loss']:.3f}",
-                              img_s=f"{self._img_per_s:.1f}", refresh=False)
-    if metrics is not None and step % self._log_every == 0:
+    logs = metrics is not None and step % self._log_every == 0
+    if logs:
       now = time.perf_counter()
       self._img_per_s = (step - self._last_step) * self._batch_size / (now - self._last_time)
       self._last_time, self._last_step = now, step
+    if self._bar is not None:
+      self._bar.update(step - self._bar.n)
+      if metrics is not None:
+        # The rate is measured over log intervals: none yet before the first.
+        rate = {} if np.isnan(self._img_per_s) else {"img_s": f"{self._img_per_s:.1f}"}
+        self._bar.set_postfix(d=f"{metrics['d_loss']:.3f}", g=f"{metrics['g_loss']:.3f}",
+                              **rate, refresh=False)
+    if logs:
       for name, value in metrics.items():
         self._writer.add_scalar(f"train/{name}", value, step)
       self._writer.add_scalar("train/images_per_second", self._img_per_s, step)
