@@ -11,10 +11,11 @@ keep improving the images. On an accelerator, raise ``image_size`` to 64 or
 128 and ``model.nf`` to 32 or 64.
 
 Expected on a 2-core CPU (README, "Results" and "Benchmarks"): the 13,000
-steps take about 90 minutes (10,000 took 68 min and 3,000 more 18 min, with
-in-training evaluations, on a 2026-12-06 machine). Then (one run, seed 1,
+steps take about 90 minutes (86-91 min on a 2026-12-06 machine, with
+in-training evaluations: the previous default's 10,000 took 68 min, this
+config's 3,000 after its 10,000 took 18 min). Then (one run, seed 1,
 ``evaluate.py --num-prompts 200``, train / held-out prompts) the background
-follows the caption 100% of the time, the number of objects is right 99%,
+follows the caption 100% of the time, the number of objects is right 99-99.5%,
 the object has the right colour 84-86% (one-object prompts: 98-100%), is in
 the right grid cell 80-87.5% of the time, has the right size 70.5-79% and
 the right shape 52.5-60% (chance 12.5%). With D's word weight at 0.1 at

@@ -15,6 +15,8 @@ from configs import base
 
 def get_config() -> ml_collections.ConfigDict:
   config = base.get_config()
+  # The baseline's own length (base.py's 13,000 is sized for its own step).
+  config.num_steps = 10000
   config.text.encoder = "bow"
   config.model.arch = "mlp"
   # The MLP discriminator has no contrastive head and no residual blocks, its

@@ -530,7 +530,7 @@ def test_word_loss_over_caption_ids_labels_each_scored_id_by_its_output():
   # _batch(): caption 0 holds ids 1 and 3 (3 is not scored), caption 1 id 2:
   # outputs 0 and 1 (not the ids themselves).
   models, state, new_state, metrics, ref = _one_step_with_heads("word", weight, None,
-                                                                word_ids=(1, 2))
+                                                                word_ids=(1, 2), word_g_scale=1.0)
   head_ids = jnp.array([[0, 0, 0], [1, 0, 0]])
   head_mask = jnp.array([[True, False, False], [True, False, False]])
 
