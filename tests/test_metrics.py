@@ -302,7 +302,7 @@ def test_alignment_on_real_renders_is_the_probe_accuracy(tiny_probe):
     assert not any(k.startswith(f"align/{split}/3_objects") for k in report)
 
 
-def test_both_colours_counts_each_asked_colour_at_its_place():
+def test_two_object_scores_read_colours_and_places_by_place():
   probe = probe_lib.load_probe(32)  # shipped: no training
   es = alignment.eval_set("train", 60)
   attributes = es.attributes
@@ -311,24 +311,40 @@ def test_both_colours_counts_each_asked_colour_at_its_place():
   assert two_colours.sum() >= 10
 
   def score(change):
-    """both_colours of renders of the prompts' attributes with ``change`` made
-    to the two-colour prompts' objects."""
+    """The two-object scores of renders of the prompts' attributes with
+    ``change`` made to the two-colour prompts' objects."""
     drawn = {k: np.array(v, copy=True) for k, v in attributes.items()}
     change(drawn, two_colours)
     renders = np.stack([shapes.render({k: v[i] for k, v in drawn.items()}, 32)
                         for i in range(len(es))])
-    return alignment.alignment(probe, renders, attributes)["2_objects/both_colours"]
+    result = alignment.alignment(probe, renders, attributes)
+    return tuple(result[f"2_objects/{name}"]
+                 for name in ("both_colours", "colour_swaps", "both_places"))
 
   def exchange(key):
     def change(drawn, rows):
       drawn[key][rows] = drawn[key][rows][:, ::-1]
     return change
 
-  assert score(lambda drawn, rows: None) >= 0.95
-  assert score(exchange("colour")) <= 0.05
+  def move_second(drawn, rows):
+    # Object 2 to a cell the prompt names for neither object.
+    first, second = drawn["position"][rows, 0], drawn["position"][rows, 1]
+    moved = (second + 1) % 9
+    drawn["position"][rows, 1] = np.where(moved == first, (second + 2) % 9, moved)
+
+  both, swaps, places = score(lambda drawn, rows: None)
+  assert both >= 0.95 and swaps <= 0.05 and places >= 0.95
+  both, swaps, places = score(exchange("colour"))
+  assert both <= 0.05 and swaps >= 0.95 and places >= 0.95
   # Each object drawn at the other's place: matched by most attributes (shape,
-  # size and colour agree), the colours would seem right; by place they are not.
-  assert score(exchange("position")) <= 0.05
+  # size and colour agree), the colours would seem right; by place they are
+  # swapped, and both places still hold an object.
+  both, swaps, places = score(exchange("position"))
+  assert both <= 0.05 and swaps >= 0.95 and places >= 0.95
+  # both_places counts every two-object prompt; the moved ones are most of them.
+  moved_share = two_colours.sum() / (attributes["num_objects"] == 2).sum()
+  both, swaps, places = score(move_second)
+  assert both <= 0.05 and swaps <= 0.05 and places <= 1 - moved_share + 0.05
 
 
 def test_shape_by_size_scores_each_asked_size_alone():
@@ -483,6 +499,7 @@ def test_evaluate_writes_metrics(tiny_run, tiny_probe, monkeypatch, capsys):
   out = capsys.readouterr().out
   assert "all_correct" in out and "Fréchet" in out
   assert "by the prompt's number of objects" in out and "both_colours" in out
+  assert "colour_swaps" in out and "both_places" in out
   assert "by the size the prompt asks" in out
   with open(os.path.join(tiny_run, "metrics.jsonl")) as f:
     lines = [json.loads(line) for line in f]

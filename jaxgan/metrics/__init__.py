@@ -233,11 +233,12 @@ def format_table(result: dict[str, Any]) -> str:
     for row in alignment_lib.OBJECT_1_ATTRIBUTES + ("all_correct",):
       lines.append(f"{row:<14}" + "".join(f"{result[f'{prefix}/{row}']:>14.3f}"
                                          for _, prefix in by_objects))
-    # One-object prompts have no such score.
-    row = alignment_lib.BOTH_COLOURS
-    values = [result.get(f"{prefix}/{row}") for _, prefix in by_objects]
-    lines.append(f"{row:<14}" + "".join(f"{v:>14.3f}" if v is not None else f"{'-':>14}"
-                                       for v in values))
+    # One-object prompts have no such scores.
+    for row in alignment_lib.TWO_OBJECT_ROWS:
+      values = [result.get(f"{prefix}/{row}") for _, prefix in by_objects]
+      if any(v is not None for v in values):
+        lines.append(f"{row:<14}" + "".join(f"{v:>14.3f}" if v is not None else f"{'-':>14}"
+                                           for v in values))
   by_size = [size for size in shapes.SIZES if f"align/train/{size}/shape_1" in result]
   if by_size:
     lines.append("")

@@ -85,8 +85,12 @@ def eval_sets(num_prompts: int = 200, seed: int = EVAL_SEED) -> dict[str, EvalSe
 # (``{n}_objects/{attribute}``): with two, the model must bind each colour,
 # shape and size to its own place, which a sentence-wide condition can blur.
 OBJECT_1_ATTRIBUTES = tuple(f"{a}_1" for a in probe_lib.SLOT_ATTRIBUTES)
-# ``2_objects/both_colours``: see :func:`alignment`.
+# ``2_objects/both_colours``, ``2_objects/colour_swaps`` and
+# ``2_objects/both_places``: see :func:`alignment`.
 BOTH_COLOURS = "both_colours"
+COLOUR_SWAPS = "colour_swaps"
+BOTH_PLACES = "both_places"
+TWO_OBJECT_ROWS = (BOTH_PLACES, BOTH_COLOURS, COLOUR_SWAPS)
 
 
 def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarray]
@@ -104,7 +108,11 @@ def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarra
     in :data:`OBJECT_1_ATTRIBUTES` and ``all_correct``, over the images whose
     prompt has ``n`` objects (for each ``n`` present); and
     ``2_objects/both_colours``, over the two-object prompts that ask two
-    colours, how often each of the two places holds an object of its colour;
+    colours, how often each of the two places holds an object of its colour,
+    and ``2_objects/colour_swaps``, how often each holds one of the other
+    object's colour (a binding error, not a colour the prompt lacks);
+    ``2_objects/both_places``, over all two-object prompts, how often both
+    asked places hold an object (whatever it looks like);
     and ``{size}/shape_1`` (``small/shape_1``, ...), object 1's shape over the
     prompts that ask that size for it: a shape that only large objects get
     right is one the image size limits, not the caption's reading.
@@ -122,7 +130,12 @@ def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarra
   two_colours = (num_objects == 2) & (colours[:, 0] != colours[:, 1])
   if two_colours.any():
     both = _colours_in_place(predicted, attributes)
+    swapped = _colours_in_place(predicted, attributes, colour_slots=(1, 0))
     result[f"2_objects/{BOTH_COLOURS}"] = float(np.mean(both[two_colours]))
+    result[f"2_objects/{COLOUR_SWAPS}"] = float(np.mean(swapped[two_colours]))
+  if (num_objects == 2).any():
+    places = _colours_in_place(predicted, attributes, colour_slots=None)
+    result[f"2_objects/{BOTH_PLACES}"] = float(np.mean(places[num_objects == 2]))
   right_shape = probe_lib.correct_table(predicted, attributes)["shape_1"]
   sizes = np.asarray(attributes["size"])[:, 0]
   for index in np.unique(sizes).tolist():
@@ -131,19 +144,25 @@ def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarra
 
 
 def _colours_in_place(predicted: Mapping[str, np.ndarray],
-                      attributes: Mapping[str, np.ndarray]) -> np.ndarray:
-  """Per image: an object of each asked colour stands at that object's place.
+                      attributes: Mapping[str, np.ndarray],
+                      colour_slots: tuple[int, int] | None = (0, 1)) -> np.ndarray:
+  """Per image: at each of the prompt's two places stands an object of the
+  colour the prompt gives object ``colour_slots[place]`` (of any colour when
+  ``colour_slots`` is None).
 
   Binding, read by place: the probe's objects are matched to the prompt's by
-  grid cell, never by colour (the attribute scored), so colours drawn at each
-  other's places, shared, blended or misplaced count as wrong.
+  grid cell, never by colour (the attribute scored), so with (0, 1) colours
+  drawn at each other's places, shared, blended or misplaced count as wrong,
+  and (1, 0) counts exactly the colours drawn at each other's places.
   """
   positions, colours = np.asarray(predicted["position"]), np.asarray(predicted["colour"])
   right = np.ones(len(positions), bool)
   for slot in range(2):
-    asked_position = np.asarray(attributes["position"])[:, slot:slot + 1]
-    asked_colour = np.asarray(attributes["colour"])[:, slot:slot + 1]
-    right &= np.any((positions == asked_position) & (colours == asked_colour), axis=1)
+    at_place = positions == np.asarray(attributes["position"])[:, slot:slot + 1]
+    if colour_slots is not None:
+      at_place &= colours == np.asarray(attributes["colour"])[:, colour_slots[slot]:
+                                                             colour_slots[slot] + 1]
+    right &= np.any(at_place, axis=1)
   return right
 
 
