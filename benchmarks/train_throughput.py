@@ -6,6 +6,8 @@
     python benchmarks/train_throughput.py --image_size 32 --nf 16 --text minilm --contrastive \
         --word_attention 64 --swap_weight 1 --no_baseline   # what each alignment option costs
     python benchmarks/train_throughput.py --image_size 32 --nf 16 --text minilm --contrastive \
+        --swap_weight 1 --swap_rows 8 --no_baseline   # edits for a quarter of the batch
+    python benchmarks/train_throughput.py --image_size 32 --nf 16 --text minilm --contrastive \
         --word_weight 0.1 --no_baseline   # D's caption-word head, either vocabulary
 
 Prints img/s of the step (on batches prepared in advance), img/s of the input
@@ -16,7 +18,7 @@ against the MLP GAN baseline at the same size and batch measured in the same run
 With ``--text minilm`` (adapter on, as in ``configs/base.py``) it also measures
 MiniLM without the adapter, for the adapter's cost. With ``--word_attention``,
 ``--swap_weight`` or ``--word_weight`` it also measures the step without each
-of them.
+of them; with ``--swap_rows``, also with every example's edit.
 """
 
 import argparse
@@ -151,6 +153,9 @@ def main():
                       help="model.word_attention (G's attention over the words); 0: off")
   parser.add_argument("--swap_weight", type=float, default=0.0,
                       help="loss.swap_weight (D's swapped-word negatives); 0: off")
+  parser.add_argument("--swap_rows", type=int, default=0,
+                      help="loss.swap_rows (how many examples' edits D sees); 0: all. "
+                           "The step with all of them is measured too")
   parser.add_argument("--word_weight", type=float, default=0.0,
                       help="loss.word_weight, with D's caption-word head (model.word_dim=256); "
                            "0: off")
@@ -172,6 +177,7 @@ def main():
     use_dfgan_step(config)
   config.model.word_attention = args.word_attention
   config.loss.swap_weight = args.swap_weight
+  config.loss.swap_rows = args.swap_rows
   config.model.word_dim = 256 if args.word_weight > 0 else 0
   config.loss.word_weight = args.word_weight
   config.model.word_vocab = args.word_vocab or config.model.word_vocab
@@ -218,6 +224,12 @@ def main():
       config[section][name], config.model.word_dim = on, word_dim
       print(f"without {key}: {without['img_s']:8.1f} img/s  "
             f"(with / without = {result['img_s'] / without['img_s']:.3f})")
+  if config.loss.swap_weight and config.loss.swap_rows:
+    config.loss.swap_rows = 0
+    every = measure(config, batches, args.steps)
+    config.loss.swap_rows = args.swap_rows
+    print(f"swap_rows=0 (all):    {every['img_s']:8.1f} img/s  "
+          f"({args.swap_rows} rows / all = {result['img_s'] / every['img_s']:.3f})")
   if config.loss.word_weight and not text.is_trainable(config.text):
     # (A learned tokenizer's vocabulary is already the captions' words.)
     vocabulary = config.model.word_vocab

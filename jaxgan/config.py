@@ -112,6 +112,14 @@ def _validate_swaps(config: ml_collections.ConfigDict) -> None:
   weight = config.loss.get("swap_weight", 0.0)
   if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
     raise ValueError(f"config.loss.swap_weight={weight!r} must be a number >= 0 (0: off).")
+  rows = config.loss.get("swap_rows", 0)
+  if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+    raise ValueError(f"config.loss.swap_rows={rows!r} must be an integer >= 0 (0: every "
+                     f"example's edit).")
+  if rows and config.batch_size % rows:
+    raise ValueError(f"config.loss.swap_rows={rows} must divide batch_size="
+                     f"{config.batch_size} (every batch_size / swap_rows-th example's edit "
+                     f"is shown to D).")
   from jaxgan.data import caption_swaps  # pylint: disable=g-import-not-at-top
   kinds = caption_swaps.edit_kinds(config.loss.get("swap_edits", "swap"))
   if weight and "swap" in kinds and config.text.encoder == "bow":

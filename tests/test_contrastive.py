@@ -199,6 +199,8 @@ def test_discriminator_view_head_is_unit_norm_and_ignores_where_features_are():
     ({"loss.swap_weight": 1.0, "loss.swap_edits": "both", "text.encoder": "bow"},
      "encodes identically"),
     ({"loss.swap_weight": 1.0, "loss.swap_edits": "swaps"}, "must be one of"),
+    ({"loss.swap_weight": 1.0, "loss.swap_rows": -1}, "swap_rows=-1 must be an integer"),
+    ({"loss.swap_weight": 1.0, "loss.swap_rows": 3}, "swap_rows=3 must divide batch_size=8"),
     ({"model.word_vocab": "caption"}, "word_vocab='caption' must be one of"),
 ])
 def test_config_refuses_a_contrastive_loss_without_its_head(overrides, message):

@@ -620,6 +620,22 @@ def test_swapped_captions_are_mismatched_for_d_and_negatives_for_d_and_g():
                for a, b in zip(_leaves(grad), _leaves(plain))), name
 
 
+def test_swap_rows_shows_d_only_every_nth_examples_edit():
+  """With swap_rows=1 of 2 examples, the second's edit is left out: the step
+  is the one where only the first has an edit, and not the one with both."""
+  settings = dict(batch=_swap_batch([True, True]), swap_weight=10.0)
+  _, _, first_only, first_metrics, _ = _swap_step(batch=_swap_batch([True, False]),
+                                                  swap_weight=10.0)
+  _, _, subset, metrics, _ = _one_step_with_heads("contrastive", 0.7, 0.5, swap_rows=1,
+                                                  **settings)
+  _, _, both, both_metrics, _ = _swap_step(**settings)
+  for name in ("d_swap_loss", "d_loss", "g_loss", "d_contrastive", "g_contrastive"):
+    np.testing.assert_allclose(metrics[name], first_metrics[name], rtol=1e-6, err_msg=name)
+  assert abs(float(both_metrics["d_swap_loss"]) - float(metrics["d_swap_loss"])) > 1e-3
+  for a, b in zip(_leaves(first_only), _leaves(subset), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_a_batch_without_swapped_captions_trains_as_without_them():
   _, _, plain, plain_metrics, _ = _swap_step(0.0, _batch())
   _, _, swapped, metrics, _ = _swap_step(0.6, _swap_batch([False, False]))

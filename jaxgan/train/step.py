@@ -99,7 +99,9 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   attribute changed, is a mismatch (a term like DF-GAN's mismatched one over
   the examples that have an edit, times that weight), and with the
   contrastive loss those captions are extra negatives for D's reals and G's
-  fakes (at the contrastive weight).
+  fakes (at the contrastive weight). ``loss.swap_rows`` > 0 takes only that
+  many examples' edits, every (B / swap_rows)-th: the frozen encoder then
+  reads fewer extra captions.
 
   With ``loss.view_contrastive_weight`` > 0 (and D's view head), D is also
   trained to tell each real image from the batch's others by a random view of
@@ -153,6 +155,10 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   word_weight = float(config.loss.get("word_weight", 0.0))
   g_word_weight = word_weight * float(config.loss.get("word_g_scale", 1.0))
   swap_weight = float(config.loss.get("swap_weight", 0.0))
+  # How many of the batch's examples are shown with their edited caption:
+  # every (B / swap_rows)-th, so that on a batch sharded over devices each
+  # device keeps its share (0: all of them).
+  swap_rows = int(config.loss.get("swap_rows", 0))
   loss_kind = config.loss.kind
 
   def train_step(state: TrainState, batch: dict[str, jax.Array], frozen_text=None):
@@ -179,11 +185,15 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
     sentence = text.sentence
     swaps = swapped_sentence = None
     if swap_weight > 0:
+      swap_stride = batch_size // swap_rows if swap_rows else 1
+      if swap_stride * (swap_rows or batch_size) != batch_size:
+        raise ValueError(f"loss.swap_rows={swap_rows} must divide the batch "
+                         f"({batch_size} examples)")
+      swap_ids, swap_mask = batch["swap_ids"][::swap_stride], batch["swap_mask"][::swap_stride]
       # The captions with swapped words: as mismatched pairs for D (through
       # the text params it trains), and (fixed) as negatives for G's fakes.
-      swaps = (batch["swap_ids"], batch["swap_mask"],
-               models.encode_frozen(frozen_text, batch["swap_ids"], batch["swap_mask"]))
-      has_swap = batch["has_swap"]
+      swaps = (swap_ids, swap_mask, models.encode_frozen(frozen_text, swap_ids, swap_mask))
+      has_swap = batch["has_swap"][::swap_stride]
       if contrastive_weight > 0:
         swapped_sentence = jax.lax.stop_gradient(
             models.condition(d_params.get("text_encoder"), *swaps))
@@ -234,10 +244,12 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         # DF-GAN: every image with the next example's caption.
         mismatched = jnp.roll(text_sentence, 1, axis=0)
       real_logits = models.d_logits(d_params, real_features, text_sentence)
+      if swaps is not None:
+        swapped_features = real_features[::swap_stride]
       mismatched_logits = models.d_logits(d_params, real_features, mismatched)
       if swaps is not None:
         swapped = models.condition(trainable.get("text_encoder"), *swaps)
-        swapped_logits = models.d_logits(d_params, real_features, swapped)
+        swapped_logits = models.d_logits(d_params, swapped_features, swapped)
         metrics["d_swap_loss"] = losses.mismatched_loss(loss_kind, swapped_logits, has_swap)
         metrics["d_swap_logit"] = (jnp.sum(jnp.where(has_swap, swapped_logits, 0.0))
                                    / jnp.maximum(jnp.sum(has_swap), 1))
@@ -258,7 +270,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
           embeddings = models.d_embeddings(d_params, real_features, text_sentence)
         negatives, negatives_valid = _joined_negatives(
             (queued_embeddings, queue_valid) if queue_negatives else None,
-            (models.d_embeddings(d_params, real_features, swapped)[1], has_swap)
+            (models.d_embeddings(d_params, swapped_features, swapped)[1], has_swap)
             if swaps is not None else None)
         contrastive = losses.contrastive_loss(*embeddings, temperature, negatives,
                                               negatives_valid)
@@ -323,7 +335,8 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
       negatives, negatives_valid = _joined_negatives(
           (sentence_embeddings[batch_size:batch_size + queue.shape[0]], queue_valid)
           if queue_negatives else None,
-          (sentence_embeddings[-batch_size:], has_swap) if swaps is not None else None)
+          (sentence_embeddings[batch_size + (queue.shape[0] if queue_negatives else 0):],
+           has_swap) if swaps is not None else None)
       contrastive = losses.contrastive_loss(
           image_embeddings, sentence_embeddings[:batch_size], temperature,
           negatives, negatives_valid)
