@@ -106,6 +106,23 @@ def validate(config: ml_collections.ConfigDict) -> None:
                      f"(the {config.model.arch!r} generator has no fusion blocks); set it 0.")
 
 
+def swap_rows_warning(config: ml_collections.ConfigDict, num_devices: int) -> str | None:
+  """Why ``loss.swap_rows`` leaves the devices uneven work, or None.
+
+  The step shows D every (batch_size / swap_rows)-th example's edit; on a
+  batch split over devices in contiguous blocks each device holds an equal
+  share of those only when the device count divides swap_rows. Otherwise the
+  step is still right (jit's arrays are global) but XLA moves rows between
+  devices and some encode more edited captions than others.
+  """
+  rows = config.loss.get("swap_rows", 0)
+  if rows and config.loss.get("swap_weight", 0.0) and rows % num_devices:
+    return (f"config.loss.swap_rows={rows} is not a multiple of the {num_devices} devices: "
+            f"the edited captions D sees are unevenly spread over them (slower, same "
+            f"result); a multiple of {num_devices} keeps each device's share equal.")
+  return None
+
+
 def _validate_swaps(config: ml_collections.ConfigDict) -> None:
   """Swapped-word negatives need a text encoder that reads word order; the
   kinds of edit must be known."""
@@ -116,6 +133,10 @@ def _validate_swaps(config: ml_collections.ConfigDict) -> None:
   if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
     raise ValueError(f"config.loss.swap_rows={rows!r} must be an integer >= 0 (0: every "
                      f"example's edit).")
+  if rows and not weight:
+    raise ValueError(f"config.loss.swap_rows={rows} picks which edited captions D sees, "
+                     f"but loss.swap_weight=0 shows it none: set swap_weight > 0 or "
+                     f"swap_rows=0.")
   if rows and config.batch_size % rows:
     raise ValueError(f"config.loss.swap_rows={rows} must divide batch_size="
                      f"{config.batch_size} (every batch_size / swap_rows-th example's edit "

@@ -201,6 +201,7 @@ def test_discriminator_view_head_is_unit_norm_and_ignores_where_features_are():
     ({"loss.swap_weight": 1.0, "loss.swap_edits": "swaps"}, "must be one of"),
     ({"loss.swap_weight": 1.0, "loss.swap_rows": -1}, "swap_rows=-1 must be an integer"),
     ({"loss.swap_weight": 1.0, "loss.swap_rows": 3}, "swap_rows=3 must divide batch_size=8"),
+    ({"loss.swap_weight": 0.0, "loss.swap_rows": 4}, "loss.swap_weight=0 shows it none"),
     ({"model.word_vocab": "caption"}, "word_vocab='caption' must be one of"),
 ])
 def test_config_refuses_a_contrastive_loss_without_its_head(overrides, message):
@@ -213,6 +214,17 @@ def test_config_refuses_a_contrastive_loss_without_its_head(overrides, message):
     node[name] = value
   with pytest.raises(ValueError, match=message):
     config_lib.validate(config)
+
+
+def test_swap_rows_warns_when_the_devices_cannot_share_them_evenly():
+  config = tiny.get_config()
+  config.loss.swap_weight, config.loss.swap_rows = 1.0, 4
+  assert config_lib.swap_rows_warning(config, 1) is None
+  assert config_lib.swap_rows_warning(config, 4) is None
+  assert "swap_rows=4 is not a multiple of the 8 devices" in config_lib.swap_rows_warning(
+      config, 8)
+  config.loss.swap_rows = 0  # every example's edit: each device has its own rows
+  assert config_lib.swap_rows_warning(config, 8) is None
 
 
 @pytest.mark.slow  # 40 s, mostly compiling a DF-GAN step

@@ -184,8 +184,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   monitor.info(f"jaxgan: {jax.device_count()} devices ({jax.devices()[0].platform}), "
                f"{jax.process_count()} hosts, workdir {workdir}, "
                f"{'resuming at step ' + str(start_step) if start_step else 'new run'}")
-  if data_warning:
-    monitor.info(f"warning: {data_warning}")
+  for warning in (data_warning, config_lib.swap_rows_warning(config, mesh.size)):
+    if warning:
+      monitor.info(f"warning: {warning}")
   stop = _StopRequest()
   step, metrics = start_step, {}
   last_saved = start_step

@@ -157,7 +157,8 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   swap_weight = float(config.loss.get("swap_weight", 0.0))
   # How many of the batch's examples are shown with their edited caption:
   # every (B / swap_rows)-th, so that on a batch sharded over devices each
-  # device keeps its share (0: all of them).
+  # device keeps an equal share when their count divides swap_rows
+  # (config.swap_rows_warning; 0: all of them).
   swap_rows = int(config.loss.get("swap_rows", 0))
   loss_kind = config.loss.kind
 
