@@ -638,8 +638,8 @@ def test_swap_rows_shows_d_only_every_nth_examples_edit():
   """With swap_rows=2 of 4 examples, D sees the edits of examples 0 and 2
   (every second one): the step is the one where only those have edits, and
   neither the one with all four nor the one with the first two."""
-  def step(has_swap, **settings):
-    return _swap_step(batch=_four_swap_batch(has_swap), swap_weight=10.0, **settings)
+  def step(has_swap):
+    return _swap_step(batch=_four_swap_batch(has_swap), swap_weight=10.0)
 
   _, _, every_second, expected_metrics, _ = step([True, False, True, False])
   _, _, subset, metrics, _ = _one_step_with_heads(
