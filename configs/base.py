@@ -114,6 +114,8 @@ def get_config() -> ml_collections.ConfigDict:
   # the run's tokenizer.json from data.vocab_examples' captions; a word
   # only later captions use is then no label).
   config.model.word_vocab = "captions"
+  # Size of D's word-region head (loss.region_word_weight); 0 = none.
+  config.model.region_dim = 0
   # Where D's residual gammas start. DF-GAN's 0 makes D's image path linear
   # at first (each block is then its pooled 1x1 shortcut) and fades the
   # nonlinear branches in; shapes, unlike colours and places, need them. At 1
@@ -176,6 +178,15 @@ def get_config() -> ml_collections.ConfigDict:
   # G's own weight at 0.5 drew textures the word head reads instead of
   # shapes (README, "Results"); 0 keeps the words D's auxiliary task alone.
   config.loss.word_g_scale = 0.2
+  # XMC-GAN's word-region contrastive loss, for D and G alike (needs
+  # model.region_dim): each word of a caption attends over D's 4x4 regions of
+  # an image, and the image must pick its own caption (and the caption its
+  # image) by how well the attended regions show the words
+  # (jaxgan/losses.py's region_word_scores, AttnGAN's DAMSM score). The
+  # sentence-level losses compare whole images; this one asks that each
+  # named thing be drawn somewhere. 0 = off.
+  config.loss.region_word_weight = 0.0
+  config.loss.region_word_temperature = 0.1
   # Binding negatives (NegCLIP-style, from the caption text alone): each real
   # image whose caption has two colour or size words that can trade places
   # ("a red circle left of a blue square" -> "a blue circle left of a red

@@ -90,6 +90,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _validate_contrastive(config)
   _validate_views(config)
   _validate_words(config)
+  _validate_head_and_loss(config, "region_dim", "region_word", "word-region", "256")
   _validate_swaps(config)
   if config.model.get("text_stem", False) and config.model.arch != "dfgan":
     raise ValueError(f"config.model.text_stem=True needs model.arch='dfgan' (the "

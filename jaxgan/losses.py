@@ -174,17 +174,78 @@ def contrastive_loss(images: jax.Array, sentences: jax.Array,
     queue is given.
   """
   logits = _f32(images) @ _f32(sentences).T / temperature
-  targets = jnp.arange(logits.shape[0])
-  text_to_image = -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=0),
-                                       targets[None, :], axis=0)
+  queued = None
   if queued_sentences is not None:
     queued = _f32(images) @ _f32(queued_sentences).T / temperature
     if queued_valid is not None:
       queued = jnp.where(queued_valid[None, :], queued, -jnp.inf)
+  return _symmetric_info_nce(logits, queued)
+
+
+def _symmetric_info_nce(logits: jax.Array, queued: jax.Array | None = None) -> jax.Array:
+  """InfoNCE over a [B, B] score matrix whose diagonal holds the positives,
+  both directions averaged; ``queued`` [B, N] scores more negatives for the
+  row-wise (image-to-text) direction only."""
+  targets = jnp.arange(logits.shape[0])
+  text_to_image = -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=0),
+                                       targets[None, :], axis=0)
+  if queued is not None:
     logits = jnp.concatenate([logits, queued], axis=1)
   image_to_text = -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=1),
                                        targets[:, None], axis=1)
   return 0.5 * (jnp.mean(image_to_text) + jnp.mean(text_to_image))
+
+
+def region_word_scores(regions: jax.Array, words: jax.Array, word_mask: jax.Array,
+                       attention_scale: float = 4.0,
+                       aggregation_scale: float = 5.0) -> jax.Array:
+  """How well each image's regions show each caption's words (AttnGAN's DAMSM
+  score, XMC-GAN's word-region term): [B, N] float32.
+
+  For image i and caption j, each word t of caption j attends over image i's
+  regions (softmax of ``attention_scale`` times the cosines) and is compared,
+  by cosine, with what it reads there, the attention-weighted region; the
+  words' agreements are pooled by a soft maximum over caption j's real tokens
+  (``log(mean_t exp(aggregation_scale * agreement_t)) / aggregation_scale``;
+  DAMSM sums, which favours long captions). A word is then matched where in the image it
+  is drawn, so the score asks that each named thing be somewhere, rather than
+  that the image as a whole be close to the sentence.
+
+  The attended region's norm is computed from the regions' Gram matrix
+  (``|c|^2 = a^T G a``), never as a [B, N, T, K] tensor.
+
+  Args:
+    regions: [B, R, K] region embeddings, L2-normalised.
+    words: [N, T, K] token embeddings, L2-normalised.
+    word_mask: [N, T] bool, True where caption j has a token.
+    attention_scale: sharpness of each word's attention over the regions.
+    aggregation_scale: sharpness of the pooling over words.
+
+  Returns:
+    [B, N] scores in [-1, 1], higher: caption j's words are shown by image i.
+  """
+  regions, words = _f32(regions), _f32(words)
+  cosines = jnp.einsum("ntk,brk->bntr", words, regions)
+  attention = jax.nn.softmax(attention_scale * cosines, axis=-1)
+  # <c, w> = sum_r a_r <r, w>, and |c|^2 = a^T G a with G the regions' Gram.
+  dot = jnp.sum(attention * cosines, axis=-1)
+  gram = jnp.einsum("brk,bsk->brs", regions, regions)
+  norm_sq = jnp.einsum("bntr,brs,bnts->bnt", attention, gram, attention)
+  agreement = dot * jax.lax.rsqrt(jnp.maximum(norm_sq, 1e-12))
+  pooled = jnp.where(word_mask[None], aggregation_scale * agreement, -jnp.inf)
+  # A soft mean rather than DAMSM's soft sum: the log of the token count is
+  # taken off, or a longer caption would score higher against every image.
+  count = jnp.maximum(jnp.sum(word_mask, axis=-1), 1).astype(jnp.float32)
+  return (jax.nn.logsumexp(pooled, axis=-1) - jnp.log(count)[None]) / aggregation_scale
+
+
+def region_word_loss(regions: jax.Array, words: jax.Array, word_mask: jax.Array,
+                     temperature: float = 0.1) -> jax.Array:
+  """Symmetric InfoNCE over :func:`region_word_scores` divided by
+  ``temperature``: each image must pick its own caption by where its words
+  are drawn, and each caption its own image. Scalar; ``log(B)`` when the
+  scores carry no information."""
+  return _symmetric_info_nce(region_word_scores(regions, words, word_mask) / temperature)
 
 
 def caption_words(ids: jax.Array, mask: jax.Array, vocab_size: int) -> jax.Array:

@@ -1,5 +1,5 @@
 """XMC-GAN's image-sentence contrastive loss (the formula, D's head, the step),
-and the caption-word loss and head beside it."""
+and the caption-word and word-region losses and heads beside it."""
 
 from __future__ import annotations
 
@@ -157,6 +157,107 @@ def test_discriminator_view_head_is_unit_norm_and_ignores_where_features_are():
     embed(features, Discriminator(nf=4, image_size=16), plain)
 
 
+def _region_word_reference(regions, words, mask, attention_scale=4.0,
+                           aggregation_scale=5.0):
+  """The word-region score written out in numpy (float64): each word's
+  attended region, its cosine with the word, a soft mean over the words."""
+  regions, words = regions.astype(np.float64), words.astype(np.float64)
+  scores = np.zeros((len(regions), len(words)))
+  for i, image in enumerate(regions):
+    for j, caption in enumerate(words):
+      agreements = []
+      for word in caption[mask[j]]:
+        logits = attention_scale * image @ word
+        attention = np.exp(logits - logits.max())
+        attention /= attention.sum()
+        context = attention @ image
+        agreements.append(context @ word / np.linalg.norm(context) / np.linalg.norm(word))
+      scores[i, j] = np.log(np.mean(np.exp(aggregation_scale * np.array(agreements)))
+                            ) / aggregation_scale
+  return scores
+
+
+def test_region_word_scores_and_loss_match_the_formula():
+  rng = np.random.default_rng(3)
+  regions = _unit(rng.normal(size=(3, 5, 4))).astype(np.float32)
+  words = _unit(rng.normal(size=(4, 6, 4))).astype(np.float32)
+  mask = np.array([[True] * 6, [True, True, False, False, False, False],
+                   [True, False, True, True, False, True], [True] + [False] * 5])
+  expected = _region_word_reference(regions, words, mask)
+  scores = losses.region_word_scores(regions, words, mask)
+  assert scores.shape == (3, 4) and scores.dtype == jnp.float32
+  np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      losses.region_word_scores(regions, words, mask, 2.0, 1.0),
+      _region_word_reference(regions, words, mask, 2.0, 1.0), rtol=1e-5, atol=1e-6)
+  # The loss: the symmetric InfoNCE of the square part's scores.
+  temperature = 0.2
+  square = expected[:, :3] / temperature
+  rows = square - np.log(np.exp(square).sum(axis=1, keepdims=True))
+  cols = square - np.log(np.exp(square).sum(axis=0, keepdims=True))
+  np.testing.assert_allclose(
+      losses.region_word_loss(regions, words[:3], mask[:3], temperature),
+      0.5 * (-np.mean(np.diag(rows)) - np.mean(np.diag(cols))), rtol=1e-5)
+
+
+def test_region_word_scores_find_words_where_they_are_drawn():
+  # Four orthonormal "things"; image i draws things i and i+1 (mod 4) in two
+  # of its three regions, the third is empty (a direction no word has).
+  eye = np.eye(5, dtype=np.float32)
+  regions = np.stack([[eye[i], eye[(i + 1) % 4], eye[4]] for i in range(4)])
+  # Caption j names things j and j+1; caption 4 the same as caption 0 with
+  # each word said twice (and padded): the score is a mean over words, so
+  # saying more does not score more.
+  words = np.stack([[eye[j], eye[(j + 1) % 4], eye[j], eye[(j + 1) % 4]] for j in range(4)]
+                   + [[eye[0], eye[1], eye[0], eye[1]]])
+  mask = np.array([[True, True, False, False]] * 4 + [[True] * 4])
+  scores = np.asarray(losses.region_word_scores(regions, words, mask, 20.0, 5.0))
+  # Each image scores its own caption highest, the two that share a thing
+  # with it next, the one sharing none lowest.
+  for i in range(4):
+    own, shared, none = scores[i, i], scores[i, [(i + 1) % 4, (i + 3) % 4]], scores[i, (i + 2) % 4]
+    assert own > shared.max() and shared.min() > none
+  np.testing.assert_allclose(scores[:, 4], scores[:, 0], rtol=1e-6)
+  # Where a thing is drawn does not enter the score (D's head adds the cell's
+  # embedding for that): the regions in another order score alike.
+  np.testing.assert_allclose(
+      losses.region_word_scores(regions[:, ::-1], words, mask, 20.0, 5.0), scores, rtol=1e-6)
+  assert float(losses.region_word_loss(regions, words[:4], mask[:4], 0.05)) < 0.5
+  # No information: every image alike and every caption alike.
+  same_regions = np.broadcast_to(regions[:1], regions.shape)
+  same_words = np.broadcast_to(words[:1], (4,) + words.shape[1:])
+  np.testing.assert_allclose(
+      losses.region_word_loss(same_regions, same_words, mask[:4]), np.log(4), rtol=1e-6)
+
+
+def test_dfgan_region_head_embeds_each_cell_where_it_is():
+  x, s = jnp.zeros((2, 16, 16, 3)), jnp.zeros((2, 12))
+  words = jnp.zeros((2, 5, 7))
+  plain = Discriminator(nf=4, image_size=16).init(jax.random.key(0), x, s)["params"]
+  assert "region_embed" not in plain and "token_embed" not in plain
+  d = Discriminator(nf=4, image_size=16, region_dim=6)
+  params = d.init(jax.random.key(0), x, s, words=words)["params"]
+  assert params["token_embed"]["kernel"].shape == (7, 6)
+  assert params["region_position"].shape == (16, 6)
+  features = jax.random.normal(jax.random.key(1), (2, 4, 4, 16))
+  tokens_in = jax.random.normal(jax.random.key(2), (3, 5, 7))
+  regions, tokens = d.apply({"params": params}, features, tokens_in,
+                            method="region_word_embeddings")
+  assert regions.shape == (2, 16, 6) and tokens.shape == (3, 5, 6)
+  assert regions.dtype == tokens.dtype == jnp.float32
+  np.testing.assert_allclose(np.linalg.norm(regions, axis=-1), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(np.linalg.norm(tokens, axis=-1), 1.0, rtol=1e-5)
+  # The same features in two cells embed differently: the cell is part of it.
+  one_thing = jnp.broadcast_to(features[:1, :1, :1], (1, 4, 4, 16))
+  cells, _ = d.apply({"params": params}, one_thing, tokens_in, method="region_word_embeddings")
+  assert float(jnp.max(jnp.abs(cells[0, 0] - cells[0, 5]))) > 1e-3
+  with pytest.raises(ValueError, match="pass words="):
+    d.init(jax.random.key(0), x, s)
+  with pytest.raises(ValueError, match="no word-region head"):
+    Discriminator(nf=4, image_size=16).apply({"params": plain}, features, tokens_in,
+                                             method="region_word_embeddings")
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"loss.contrastive_weight": 1.0}, "needs D's contrastive head"),
     ({"model.contrastive_dim": 8, "model.arch": "mlp"}, "needs model.arch='dfgan'"),
@@ -203,6 +304,12 @@ def test_discriminator_view_head_is_unit_norm_and_ignores_where_features_are():
     ({"loss.swap_weight": 1.0, "loss.swap_rows": 3}, "swap_rows=3 must divide batch_size=8"),
     ({"loss.swap_weight": 0.0, "loss.swap_rows": 4}, "loss.swap_weight=0 shows it none"),
     ({"model.word_vocab": "caption"}, "word_vocab='caption' must be one of"),
+    # The word-region loss and its head.
+    ({"loss.region_word_weight": 1.0}, "needs D's word-region head"),
+    ({"model.region_dim": 8, "model.arch": "mlp"}, "needs model.arch='dfgan'"),
+    ({"model.region_dim": 8, "loss.region_word_weight": -1.0}, "must be >= 0"),
+    ({"model.region_dim": 8, "loss.region_word_weight": 1.0,
+      "loss.region_word_temperature": 0.0}, "must be > 0"),
 ])
 def test_config_refuses_a_contrastive_loss_without_its_head(overrides, message):
   config = tiny.get_config()

@@ -397,14 +397,15 @@ class ContrastiveDiscriminator(MatchingDiscriminator):
 
 
 def _one_step_with_heads(loss: str, weight: float, temperature: float | None,
-                         batch=None, word_ids=None, **loss_settings):
-  """One step of the D with both heads, ``loss.{loss}_weight`` and
+                         batch=None, word_ids=None, discriminator=None, **loss_settings):
+  """One step of ``discriminator`` (default: the D with both heads, its word
+  head scoring ``word_ids``, None: every id), ``loss.{loss}_weight`` and
   ``_temperature`` (and ``loss_settings``; None deletes a key, as in a config
-  saved before it existed) set, on ``batch`` (default ``_batch()``), its word
-  head scoring ``word_ids`` (None: every id):
+  saved before it existed) set, on ``batch`` (default ``_batch()``):
   (models, state before, state after, metrics, reference)."""
-  discriminator = ContrastiveDiscriminator(
-      word_vocab=VOCAB if word_ids is None else len(word_ids))
+  if discriminator is None:
+    discriminator = ContrastiveDiscriminator(
+        word_vocab=VOCAB if word_ids is None else len(word_ids))
   models = GanModels(generator=NoiseFreeGenerator(), discriminator=discriminator,
                      text_encoder=BagOfWords(), text_frozen=False,
                      generator_has_state=False, z_dim=4, word_ids=word_ids)
@@ -552,6 +553,71 @@ def test_word_loss_over_caption_ids_labels_each_scored_id_by_its_output():
   for bad in [(2, 1), (1, 1, 2), ()]:
     with pytest.raises(ValueError, match="sorted, distinct"):
       dataclasses.replace(models, word_ids=bad)
+
+
+class RegionWordDiscriminator(ContrastiveDiscriminator):
+  """With a word-region head: each of the three features is a region,
+  embedded (with its own learned offset) in two dimensions, as are the
+  caption's token states."""
+
+  region_dim: int = 2
+
+  def setup(self):
+    super().setup()
+    self.region_embed = nn.Dense(self.region_dim, name="region_embed")
+    self.token_embed = nn.Dense(self.region_dim, name="token_embed")
+
+  def region_word_embeddings(self, features, words):
+    regions = self.region_embed(features[..., None])
+    return _unit(regions), _unit(self.token_embed(words))
+
+  def __call__(self, images, sentence, words=None):
+    if self.is_initializing():
+      self.region_word_embeddings(self.features(images), words)
+    return super().__call__(images, sentence)
+
+
+def test_region_word_loss_trains_d_the_text_encoder_and_g():
+  # Heavy and sharp enough that the term turns some of the text encoder's
+  # gradient signs (checked below), so the step's moves show it was applied.
+  weight, temperature = 3.0, 0.1
+  models, state, new_state, metrics, ref = _one_step_with_heads(
+      "region_word", weight, temperature, discriminator=RegionWordDiscriminator())
+  assert state.discriminator["token_embed"]["kernel"].shape == (SENTENCE_DIM, 2)
+  mask = jnp.asarray(ref.mask)
+
+  def words(text_params):
+    return models.text_encoder.apply({"params": text_params}, ref.ids, mask).words
+
+  def region_words(d_params, images, text_params):
+    features = models.d_features(d_params, images)
+    return losses.region_word_loss(
+        *models.d_region_word_embeddings(d_params, features, words(text_params)), mask,
+        temperature)
+
+  def d_loss(d_params, text_params):
+    return (ref.d_loss(d_params, text_params)
+            + weight * region_words(d_params, ref.real, text_params))
+
+  def g_loss(g_params, d_params):
+    # G's words are those before D's update, with no gradient to the text.
+    sentence = ref.sentence(state.text_encoder)
+    return (ref.g_loss(g_params, d_params)
+            + weight * region_words(d_params, ref.generate(g_params, sentence),
+                                    state.text_encoder))
+
+  np.testing.assert_allclose(
+      metrics["d_region_words"],
+      region_words(state.discriminator, ref.real, state.text_encoder), rtol=1e-5)
+  _, text_grad, g_grad = _assert_step_follows(state, new_state, metrics, d_loss, g_loss)
+  # The term is not negligible here, so the checks above can tell it is
+  # there, for the text encoder (the words) and for G.
+  plain_text_grad = jax.grad(ref.d_loss, argnums=1)(state.discriminator, state.text_encoder)
+  assert any(np.any(np.sign(a) != np.sign(b))
+             for a, b in zip(_leaves(text_grad), _leaves(plain_text_grad)))
+  g_adv_grad = jax.grad(ref.g_loss)(state.generator, new_state.discriminator)
+  assert any(np.any(np.sign(a) != np.sign(b))
+             for a, b in zip(_leaves(g_grad), _leaves(g_adv_grad)))
 
 
 def _swap_batch(has_swap) -> dict[str, np.ndarray]:

@@ -60,7 +60,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
                  d_residual_init: float = 0.0,
                  d_nf: int = 0,
                  word_dim: int = 0,
-                 word_vocab: int = 0) -> tuple[nn.Module, nn.Module]:
+                 word_vocab: int = 0,
+                 region_dim: int = 0) -> tuple[nn.Module, nn.Module]:
   """Builds an unbound (generator, discriminator) pair.
 
   Args:
@@ -86,6 +87,9 @@ def build_models(arch: str, image_size: int, nf: int = 32,
     word_dim: DF-GAN: hidden size of D's caption-word head (0: none; see
       :meth:`Discriminator.word_logits`); "mlp" has none and refuses it.
     word_vocab: the number of token ids that head scores.
+    region_dim: DF-GAN: size of D's word-region head (0: none; see
+      :meth:`Discriminator.region_word_embeddings`); "mlp" has none and
+      refuses it.
 
   Returns:
     ``(generator, discriminator)`` linen modules.
@@ -103,7 +107,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
                       coordinates=coordinates, word_attention=word_attention, **kw),
             Discriminator(nf=d_nf or nf, image_size=image_size, contrastive_dim=contrastive_dim,
                           view_dim=view_dim, residual_init=d_residual_init,
-                          word_dim=word_dim, word_vocab=word_vocab, **kw))
+                          word_dim=word_dim, word_vocab=word_vocab,
+                          region_dim=region_dim, **kw))
   if contrastive_dim:
     raise ValueError(f"the {arch!r} discriminator has no contrastive head; "
                      f"contrastive_dim must be 0")
@@ -122,6 +127,9 @@ def build_models(arch: str, image_size: int, nf: int = 32,
   if word_dim:
     raise ValueError(f"the {arch!r} discriminator has no caption-word head; "
                      f"word_dim must be 0")
+  if region_dim:
+    raise ValueError(f"the {arch!r} discriminator has no word-region head; "
+                     f"region_dim must be 0")
   if d_nf:
     raise ValueError(f"the {arch!r} discriminator has no width setting; d_nf must be 0")
   return (MLPGenerator(image_size=image_size, **kw),

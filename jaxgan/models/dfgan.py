@@ -514,13 +514,17 @@ class Discriminator(nn.Module):
       0 = no such head.
     word_vocab: the number of token ids that head scores (the tokenizer's,
       or those the training captions use; see ``GanModels.word_head_ids``).
+    region_dim: size of the region and word embeddings of
+      :meth:`region_word_embeddings` (the word-region contrastive head);
+      0 = no such head.
     dtype: compute dtype.
     param_dtype: parameter dtype.
 
   Parameters (top level): ``conv_img``, ``blocks_0`` ... ``blocks_{k-1}``,
   ``joint_conv``, ``out_conv``, with ``contrastive_dim`` ``image_embed``
   and ``sentence_embed``, with ``view_dim`` ``view_hidden`` and
-  ``view_embed``, with ``word_dim`` ``word_hidden`` and ``word_out``.
+  ``view_embed``, with ``word_dim`` ``word_hidden`` and ``word_out``, with
+  ``region_dim`` ``region_embed`` and ``token_embed``.
   """
 
   nf: int = 32
@@ -530,6 +534,7 @@ class Discriminator(nn.Module):
   residual_init: float = 0.0
   word_dim: int = 0
   word_vocab: int = 0
+  region_dim: int = 0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -563,6 +568,15 @@ class Discriminator(nn.Module):
       self.word_out = nn.Dense(
           self.word_vocab, bias_init=nn.initializers.constant(-math.log(self.word_vocab)),
           **kw)
+    if self.region_dim:
+      self.region_embed = nn.Dense(self.region_dim, **kw)
+      # One learned vector per cell of the 4x4 grid, added to its region's
+      # embedding: the attention over regions is blind to their order, and a
+      # caption's words say where things are.
+      self.region_position = self.param(
+          "region_position", nn.initializers.normal(0.02), (16, self.region_dim),
+          self.param_dtype)
+      self.token_embed = nn.Dense(self.region_dim, **kw)
 
   def features(self, image: jax.Array) -> jax.Array:
     """Text-free image features.
@@ -662,10 +676,49 @@ class Discriminator(nn.Module):
     hidden = nn.leaky_relu(self.word_hidden(features.reshape(b, -1).astype(self.dtype)), 0.2)
     return self.word_out(hidden).astype(jnp.float32)
 
-  def __call__(self, image: jax.Array, sentence: jax.Array) -> jax.Array:
-    """``logits(features(image), sentence)``: [B] float32 logits."""
+  def region_word_embeddings(self, features: jax.Array,
+                             words: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Unit-norm embeddings of the image's regions and of the caption's
+    tokens in one space, for the word-region contrastive loss
+    (:func:`jaxgan.losses.region_word_loss`, XMC-GAN's word-region term).
+
+    Each of the 4x4 feature cells is a region, projected on its own (a 1x1
+    map) plus a learned embedding of its cell, so a word can be found where
+    it is drawn ("left" in the left cells, "circle" where the circle is): D
+    must tell which cell shows what, and G is pulled, cell by cell, towards
+    showing each word of its caption where the caption puts it.
+
+    Args:
+      features: [B, 4, 4, C] output of :meth:`features`.
+      words: [N, T, E] the captions' token states (N need not be B).
+
+    Returns:
+      ``(regions, tokens)``, [B, 16, region_dim] and [N, T, region_dim]
+      float32, L2-normalised.
+    """
+    if not self.region_dim:
+      raise ValueError("this discriminator has no word-region head (region_dim=0)")
+    b, h, w, c = features.shape
+    if h * w != self.region_position.shape[0]:
+      raise ValueError(f"the word-region head reads 4x4 features, got {h}x{w}")
+    regions = (self.region_embed(features.reshape(b, h * w, c).astype(self.dtype))
+               + self.region_position.astype(self.dtype))
+    return _unit(regions), _unit(self.token_embed(words.astype(self.dtype)))
+
+  def __call__(self, image: jax.Array, sentence: jax.Array,
+               words: jax.Array | None = None) -> jax.Array:
+    """``logits(features(image), sentence)``: [B] float32 logits.
+
+    ``words`` ([B, T, E] token states) is read only at initialisation, to
+    size the word-region head's token projection (``region_dim`` > 0).
+    """
     features = self.features(image)
     if self.is_initializing():  # creates the optional heads' params
+      if self.region_dim:
+        if words is None:
+          raise ValueError("a word-region head (region_dim > 0) is initialised from the "
+                           "captions' token states: pass words=")
+        self.region_word_embeddings(features, words)
       if self.contrastive_dim:
         self.embeddings(features, sentence)
       if self.view_dim:

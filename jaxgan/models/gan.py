@@ -174,6 +174,17 @@ class GanModels:
     :meth:`jaxgan.models.dfgan.Discriminator.word_logits`."""
     return self.discriminator.apply({"params": params}, features, method="word_logits")
 
+  def d_region_word_embeddings(self, params, features, words):
+    """D's unit-norm region and token embeddings; see
+    :meth:`jaxgan.models.dfgan.Discriminator.region_word_embeddings`."""
+    return self.discriminator.apply({"params": params}, features, words,
+                                    method="region_word_embeddings")
+
+  @property
+  def discriminator_reads_words(self) -> bool:
+    """Whether D has a word-region head (sized from the token states at init)."""
+    return bool(getattr(self.discriminator, "region_dim", 0))
+
   def word_head_ids(self, ids: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Captions' token ids as indices of D's caption-word outputs.
 
@@ -222,7 +233,8 @@ class GanModels:
       g_kwargs.update(words=encoding.words, word_mask=encoding.mask)
     g_state = dict(self.generator.init(g_key, z, sentence, **g_kwargs))
     g_params = g_state.pop("params")
-    d_params = self.discriminator.init(d_key, images, sentence)["params"]
+    d_kwargs = {"words": encoding.words} if self.discriminator_reads_words else {}
+    d_params = self.discriminator.init(d_key, images, sentence, **d_kwargs)["params"]
     return {"generator": g_params, "generator_state": g_state,
             "discriminator": d_params, "text_encoder": text_params}
 

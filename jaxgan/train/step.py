@@ -103,6 +103,13 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   many examples' edits, every (B / swap_rows)-th: the frozen encoder then
   reads fewer extra captions.
 
+  With ``loss.region_word_weight`` > 0 (and D's word-region head), XMC-GAN's
+  word-region contrastive loss is added to both, like the image-sentence one
+  but scored word by word over D's 4x4 regions
+  (:func:`jaxgan.losses.region_word_loss`): D (and the text params) learns
+  where each word of a real image's caption is drawn, and G to draw each
+  word of its caption somewhere D finds it.
+
   With ``loss.view_contrastive_weight`` > 0 (and D's view head), D is also
   trained to tell each real image from the batch's others by a random view of
   it (:func:`jaxgan.train.views.random_views`), a self-supervised term of D's
@@ -155,6 +162,9 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   word_weight = float(config.loss.get("word_weight", 0.0))
   g_word_weight = word_weight * float(config.loss.get("word_g_scale", 1.0))
   swap_weight = float(config.loss.get("swap_weight", 0.0))
+  region_word_weight = float(config.loss.get("region_word_weight", 0.0))
+  region_word_temperature = (float(config.loss.region_word_temperature)
+                             if region_word_weight > 0 else None)
   # How many of the batch's examples are shown with their edited caption:
   # every (B / swap_rows)-th, so that on a batch sharded over devices each
   # device keeps an equal share when their count divides swap_rows
@@ -174,7 +184,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
     frozen_encoding = models.encode_frozen(frozen_text, ids, mask)
 
     def encode(trainable_text):
-      return models.condition(trainable_text, ids, mask, frozen_encoding)
+      return models.condition_words(trainable_text, ids, mask, frozen_encoding)
 
     # --- One fake batch, G's one forward pass (its backward waits for D). ---
     d_params = d_trainable_params(models, state)
@@ -220,7 +230,8 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
     # --- Discriminator (and learned text encoder) update. -------------------
     def d_objective(trainable):
       d_params = trainable["discriminator"]
-      text_sentence = encode(trainable.get("text_encoder"))
+      text_encoding = encode(trainable.get("text_encoder"))
+      text_sentence = text_encoding.sentence
       metrics = {}
       # D's image path on the real batch runs once: its features score the
       # matched and mismatched sentences, and its pullback gives the MA-GP's
@@ -292,6 +303,14 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
             models.d_word_logits(d_params, real_features), head_ids, head_mask)
         metrics["d_words"] = words
         total = total + word_weight * words
+      if region_word_weight > 0:
+        # D (and the text it trains) learns where in a real image each of its
+        # caption's words is drawn.
+        region_words = losses.region_word_loss(
+            *models.d_region_word_embeddings(d_params, real_features, text_encoding.words),
+            text_encoding.mask, region_word_temperature)
+        metrics["d_region_words"] = region_words
+        total = total + region_word_weight * region_words
       if gp_weight > 0:
         # The penalty smooths D around real matched pairs; it is not a signal
         # for the text encoder, hence the stop_gradient on the sentence.
@@ -326,6 +345,13 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
             models.d_word_logits(d_params["discriminator"], features), head_ids, head_mask)
         metrics["g_words"] = words
         total = total + g_word_weight * words
+      if region_word_weight > 0:
+        # Each of the caption's words should be drawn somewhere in its fake.
+        region_words = losses.region_word_loss(
+            *models.d_region_word_embeddings(d_params["discriminator"], features, text.words),
+            text.mask, region_word_temperature)
+        metrics["g_region_words"] = region_words
+        total = total + region_word_weight * region_words
       if contrastive_weight <= 0:
         return total, metrics
       # One pass of D's text projection over the captions and the negatives.
