@@ -207,9 +207,9 @@ def region_word_scores(regions: jax.Array, words: jax.Array, word_mask: jax.Arra
   by cosine, with what it reads there, the attention-weighted region; the
   words' agreements are pooled by a soft maximum over caption j's real tokens
   (``log(mean_t exp(aggregation_scale * agreement_t)) / aggregation_scale``;
-  DAMSM sums, which favours long captions). A word is then matched where in the image it
-  is drawn, so the score asks that each named thing be somewhere, rather than
-  that the image as a whole be close to the sentence.
+  DAMSM sums, which favours long captions). A word is then matched where in
+  the image it is drawn, so the score asks that each named thing be
+  somewhere, rather than that the image as a whole be close to the sentence.
 
   The attended region's norm is computed from the regions' Gram matrix
   (``|c|^2 = a^T G a``), never as a [B, N, T, K] tensor.

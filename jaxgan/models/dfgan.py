@@ -524,7 +524,7 @@ class Discriminator(nn.Module):
   ``joint_conv``, ``out_conv``, with ``contrastive_dim`` ``image_embed``
   and ``sentence_embed``, with ``view_dim`` ``view_hidden`` and
   ``view_embed``, with ``word_dim`` ``word_hidden`` and ``word_out``, with
-  ``region_dim`` ``region_embed`` and ``token_embed``.
+  ``region_dim`` ``region_embed``, ``region_position`` and ``token_embed``.
   """
 
   nf: int = 32
