@@ -186,8 +186,8 @@ def get_config() -> ml_collections.ConfigDict:
   # sentence-level losses compare whole images; this one asks that each
   # named thing be drawn somewhere. 0 = off: at 1.0 (model.region_dim=256,
   # seed 1) shape at 13,000 steps was 0.46 / 0.54 (train / holdout) against
-  # the default's 0.525 / 0.60, position 4.5-5 points lower, the rest within
-  # 2 (README, "Results").
+  # the default's 0.525 / 0.60, position 4.5-5 points lower, colour, size and
+  # the number of objects within 2 (README, "Results").
   config.loss.region_word_weight = 0.0
   config.loss.region_word_temperature = 0.1
   # Binding negatives (NegCLIP-style, from the caption text alone): each real
