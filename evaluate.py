@@ -1,7 +1,7 @@
 """Evaluates a trained run: caption alignment, Fréchet distances, FID.
 
     python evaluate.py --workdir runs/base [--step 5000] [--num-prompts 200] \
-        [--fid-weights fid_inception.npz]
+        [--fid-weights fid_inception.npz] [--truncation 0.7]
 
 A run on real data (any source but ``shapes``) gets FID against its test
 split, with DF-GAN's protocol (every test image's captions, ``--repeats``
@@ -36,6 +36,9 @@ def main(argv=None) -> int:
   parser.add_argument("--fid-weights", default=None,
                       help="converted FID Inception weights (.npz); FID is skipped without")
   parser.add_argument("--seed", type=int, default=0, help="noise (and caption choice) seed")
+  parser.add_argument("--truncation", type=float, default=1.0,
+                      help="the sampler's psi in (0, 1]: noise from a normal truncated to "
+                           "[-2 psi, 2 psi] (1.0, the default: off)")
   parser.add_argument("--split", default="test",
                       help="real data: the split FID is measured against")
   parser.add_argument("--repeats", type=int, default=1,
@@ -60,7 +63,8 @@ def main(argv=None) -> int:
         args.workdir, step=args.step, num_prompts=args.num_prompts,
         fid_weights=args.fid_weights, seed=args.seed, batch_size=args.batch_size,
         cache_dir=args.cache_dir, log=lambda m: print(m, file=sys.stderr, flush=True),
-        split=args.split, repeats=args.repeats, data_path=args.data_path)
+        split=args.split, repeats=args.repeats, data_path=args.data_path,
+        truncation=args.truncation)
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

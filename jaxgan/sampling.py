@@ -122,7 +122,8 @@ def _short(prompt: str, limit: int = 60) -> str:
   return prompt if len(prompt) <= limit else prompt[:limit - 3] + "..."
 
 
-def _check_truncation(truncation: float) -> float:
+def check_truncation(truncation: float) -> float:
+  """``truncation`` as a float, or a ValueError naming it when outside (0, 1]."""
   truncation = float(truncation)
   if not 0.0 < truncation <= 1.0:
     raise ValueError(f"truncation must be in (0, 1] (1.0 = off), got {truncation}")
@@ -290,7 +291,7 @@ class Pipeline:
   def noise(self, prompts: Sequence[str], num_per_prompt: int = 1, seed: int = 0,
             truncation: float = 1.0) -> np.ndarray:
     """The noise :meth:`generate` uses: float32 [N_p * num_per_prompt, z_dim]."""
-    seed, truncation = _check_seed(seed), _check_truncation(truncation)
+    seed, truncation = _check_seed(seed), check_truncation(truncation)
     hashes, indices = self._noise_inputs(list(prompts), num_per_prompt)
     rows = len(hashes)
     z = self._noise(np.uint32(seed), *self._put(self._pad_rows(hashes),
@@ -318,7 +319,7 @@ class Pipeline:
       float32 [N_p * num_per_prompt, H, W, 3] in [-1, 1], prompt-major: image
       ``j`` of prompt ``p`` is row ``p * num_per_prompt + j``.
     """
-    seed, truncation = _check_seed(seed), _check_truncation(truncation)
+    seed, truncation = _check_seed(seed), check_truncation(truncation)
     ids, mask = self.tokenize(prompts)
     hashes, indices = self._noise_inputs(prompts, num_per_prompt)
     ids = np.repeat(ids, num_per_prompt, axis=0)
@@ -424,7 +425,7 @@ class Pipeline:
       raise ValueError("this run's generator attends over the caption's words "
                        "(model.word_attention), which do not blend between two prompts: "
                        "interpolate between two seeds of one prompt (seed_b) instead")
-    seed, truncation = _check_seed(seed), _check_truncation(truncation)
+    seed, truncation = _check_seed(seed), check_truncation(truncation)
     ends = [(prompt_a, seed), (prompt_b, seed if seed_b is None else _check_seed(seed_b))]
     z = [self.noise([p], 1, s, truncation)[0] for p, s in ends]
     ts = np.linspace(0.0, 1.0, int(steps))

@@ -521,6 +521,28 @@ def test_evaluate_writes_metrics(tiny_run, tiny_probe, monkeypatch, capsys):
   assert "fid" not in result
 
 
+def test_evaluate_truncation_reaches_the_generator(tiny_run, tiny_probe, monkeypatch,
+                                                   capsys):
+  import evaluate  # pylint: disable=g-import-not-at-top
+  from jaxgan import metrics  # pylint: disable=g-import-not-at-top
+  kwargs = dict(num_prompts=4, probe=tiny_probe, write=False)
+  plain = metrics.evaluate_run(tiny_run, **kwargs)
+  truncated = metrics.evaluate_run(tiny_run, truncation=0.25, **kwargs)
+  assert plain["truncation"] == 1.0 and truncated["truncation"] == 0.25
+  # Other noise, other images: the probe's features of them move.
+  assert truncated["fd_probe/all"] != plain["fd_probe/all"]
+  # The real side is the same renders either way.
+  assert truncated["fd_probe_floor/all"] == plain["fd_probe_floor/all"]
+  assert "truncation 0.25" in metrics.format_table(truncated)
+  assert "truncation" not in metrics.format_table(plain)
+  # A psi outside (0, 1] is refused by name before the run is loaded.
+  monkeypatch.setattr(metrics, "load_probe", lambda *a, **k: tiny_probe)
+  for bad in ("0", "1.5"):
+    assert evaluate.main(["--workdir", tiny_run, "--truncation", bad]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: truncation must be in (0, 1]"), err
+
+
 def test_evaluate_errors(tmp_path, capsys):
   import evaluate  # pylint: disable=g-import-not-at-top
   assert evaluate.main(["--workdir", str(tmp_path / "missing")]) == 1

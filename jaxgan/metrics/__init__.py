@@ -55,7 +55,7 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
                  probe: Probe | None = None, cache_dir: str | None = None,
                  write: bool = True, log: Callable[[str], None] | None = None,
                  split: str = real_data.DEFAULT_SPLIT, repeats: int = 1,
-                 data_path: str | None = None) -> dict[str, Any]:
+                 data_path: str | None = None, truncation: float = 1.0) -> dict[str, Any]:
   """Evaluates one checkpoint of a run.
 
   A run on real data (any source but ``shapes``) gets FID against ``split`` of
@@ -98,21 +98,26 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
     repeats: real data only: passes over the split's captions.
     data_path: real data only: where the data is now, if not at the run's
       ``data.path``.
+    truncation: the sampler's ``psi`` in (0, 1] (1.0, the default, is off; see
+      :meth:`jaxgan.sampling.Pipeline.generate`).
 
   Returns:
     The flat metrics dict, with ``step``, ``workdir``, ``image_size``, ``seed``,
-    ``time`` and ``seconds`` besides the metrics (and ``num_prompts`` for
-    ``shapes``, ``data_source`` for real data).
+    ``truncation``, ``time`` and ``seconds`` besides the metrics (and
+    ``num_prompts`` for ``shapes``, ``data_source`` for real data).
 
   Raises:
     FileNotFoundError: ``workdir`` is not a run, has no checkpoint, or
       ``fid_weights`` does not exist.
-    ValueError: ``step`` has no checkpoint, ``probe`` reads another image
-      size, or a real-data run is evaluated without ``fid_weights`` or its
-      data cannot be read (:class:`jaxgan.data.DataError`).
+    ValueError: ``truncation`` is outside (0, 1], ``step`` has no checkpoint,
+      ``probe`` reads another image size, or a real-data run is evaluated
+      without ``fid_weights`` or its data cannot be read
+      (:class:`jaxgan.data.DataError`).
   """
   from jaxgan import sampling  # pylint: disable=g-import-not-at-top
   started = time.time()
+  # Checked before anything loads, so a typo costs no minutes.
+  truncation = sampling.check_truncation(truncation)
   if not os.path.isdir(workdir):
     raise FileNotFoundError(f"no run directory at {workdir!r}")
   if fid_weights is not None and not os.path.exists(fid_weights):
@@ -121,8 +126,8 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
   config = pipeline.config
   cache = cache_dir or probe_lib.default_cache_dir()
   if config.data.source == "shapes":
-    result = _evaluate_shapes(pipeline, num_prompts, fid_weights, seed, batch_size, probe,
-                              cache, log)
+    result = _evaluate_shapes(pipeline, num_prompts, fid_weights, seed, truncation,
+                              batch_size, probe, cache, log)
   else:
     if fid_weights is None:
       raise ValueError(f"{workdir!r} was trained on {config.data.source!r}: the shapes "
@@ -135,11 +140,12 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
       config = ml_collections.ConfigDict(config.to_dict())
       config.data.path = data_path
     result = real_data.evaluate_real(pipeline, fid_weights, config=config, split=split,
-                                     repeats=repeats, seed=seed, batch_size=batch_size,
-                                     cache_dir=cache, log=log)
+                                     repeats=repeats, seed=seed, truncation=truncation,
+                                     batch_size=batch_size, cache_dir=cache, log=log)
     result.update({"image_size": int(config.image_size), "seed": seed,
                    "data_source": config.data.source})
-  result.update({"step": pipeline.step, "workdir": os.path.abspath(workdir)})
+  result.update({"step": pipeline.step, "workdir": os.path.abspath(workdir),
+                 "truncation": truncation})
   result["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
   result["seconds"] = round(time.time() - started, 2)
   if write:
@@ -149,7 +155,7 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
 
 
 def _evaluate_shapes(pipeline, num_prompts: int, fid_weights: str | None, seed: int,
-                     batch_size: int, probe: Probe | None, cache: str,
+                     truncation: float, batch_size: int, probe: Probe | None, cache: str,
                      log: Callable[[str], None] | None) -> dict[str, Any]:
   """The alignment, Fréchet and FID metrics of a ``shapes`` run (see :func:`evaluate_run`)."""
   size = int(pipeline.config.image_size)
@@ -168,7 +174,7 @@ def _evaluate_shapes(pipeline, num_prompts: int, fid_weights: str | None, seed: 
     if log is not None:
       log(f"generating {len(es)} images for the {split} prompts")
     generated[split] = pipeline.generate(list(es.prompts), num_per_prompt=1, seed=seed,
-                                         batch_size=batch_size)
+                                         truncation=truncation, batch_size=batch_size)
 
   result: dict[str, Any] = {"num_prompts": num_prompts, "image_size": size, "seed": seed}
   result.update(alignment_lib.alignment_report(probe, sets, generated, real))
@@ -216,8 +222,9 @@ def format_table(result: dict[str, Any]) -> str:
   rows = list(probe_lib.ATTRIBUTES) + ["all_correct"]
   columns = [("gen train", "align/train"), ("gen holdout", "align/holdout"),
              ("real train", "real/train"), ("real holdout", "real/holdout")]
+  psi = result.get("truncation", 1.0)
   lines = [f"step {result.get('step')}  ({result.get('num_prompts')} prompts per split, "
-           f"{result.get('image_size')}px)",
+           f"{result.get('image_size')}px" + (f", truncation {psi}" if psi < 1.0 else "") + ")",
            f"{'attribute':<14}" + "".join(f"{title:>14}" for title, _ in columns)]
   for row in rows:
     cells = []
