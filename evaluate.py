@@ -1,7 +1,7 @@
 """Evaluates a trained run: caption alignment, Fréchet distances, FID.
 
     python evaluate.py --workdir runs/base [--step 5000] [--num-prompts 200] \
-        [--fid-weights fid_inception.npz] [--truncation 0.7]
+        [--fid-weights fid_inception.npz] [--truncation 0.7] [--best-of 4]
 
 A run on real data (any source but ``shapes``) gets FID against its test
 split, with DF-GAN's protocol (every test image's captions, ``--repeats``
@@ -39,6 +39,12 @@ def main(argv=None) -> int:
   parser.add_argument("--truncation", type=float, default=1.0,
                       help="the sampler's psi in (0, 1]: noise from a normal truncated to "
                            "[-2 psi, 2 psi] (1.0, the default: off)")
+  parser.add_argument("--best-of", type=int, default=1,
+                      help="candidates per image; the one the run's D scores best by "
+                           "--rank-by is kept (1, the default: no ranking)")
+  parser.add_argument("--rank-by", default="words", choices=("words", "contrastive", "match"),
+                      help="D's score for --best-of: its caption-word head's likelihood of "
+                           "the prompt's words, its contrastive cosine, or its matching logit")
   parser.add_argument("--split", default="test",
                       help="real data: the split FID is measured against")
   parser.add_argument("--repeats", type=int, default=1,
@@ -64,7 +70,7 @@ def main(argv=None) -> int:
         fid_weights=args.fid_weights, seed=args.seed, batch_size=args.batch_size,
         cache_dir=args.cache_dir, log=lambda m: print(m, file=sys.stderr, flush=True),
         split=args.split, repeats=args.repeats, data_path=args.data_path,
-        truncation=args.truncation)
+        truncation=args.truncation, best_of=args.best_of, rank_by=args.rank_by)
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

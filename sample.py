@@ -5,7 +5,7 @@
 
 ``--out`` ending in .png/.jpg/.webp writes one grid, one row per prompt; any
 other path is a folder that gets one PNG per image and a JSON sidecar beside
-each (prompt, seed, image index, step, truncation, post-processing). With
+each (prompt, seed, image index, step, truncation, best-of, post-processing). With
 ``--interpolate`` the frames between two prompts (or two seeds of one prompt)
 are written as a one-row grid, as an animation when --out ends with .gif or
 .webp, or as numbered PNGs in a folder.
@@ -35,6 +35,14 @@ def _parse_args(argv):
                       help="with --interpolate: the seed to walk to")
   parser.add_argument("--truncation", type=float, default=1.0,
                       help="noise truncation psi in (0, 1]; 1.0 = off")
+  parser.add_argument("--best-of", type=int, default=1,
+                      help="candidates drawn for each image; the one the run's discriminator "
+                           "scores best by --rank-by is kept (default 1: no ranking; needs "
+                           "a run directory, not an exported model)")
+  parser.add_argument("--rank-by", default="words", choices=("words", "contrastive", "match"),
+                      help="D's score for --best-of: its caption-word head's likelihood of "
+                           "the prompt's words (default), its contrastive cosine, or its "
+                           "matching logit")
   parser.add_argument("--out", default=None,
                       help="a .png/.jpg/.webp grid, a .gif/.webp animation "
                            "(--interpolate), or a folder (default: samples.png, "
@@ -83,7 +91,7 @@ def main(argv=None) -> int:
       summary = sample_writer.write_samples(
           args.workdir, prompts, args.out or "samples.png", num=args.num, seed=args.seed,
           truncation=args.truncation, batch_size=args.batch_size, step=args.step,
-          postprocess=args.postprocess)
+          postprocess=args.postprocess, best_of=args.best_of, rank_by=args.rank_by)
     print(summary)
   except (ValueError, FileNotFoundError, OSError) as error:
     message = " ".join(str(error).split())

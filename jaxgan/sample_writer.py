@@ -35,7 +35,8 @@ def _check_writable(out: str, is_folder: bool) -> None:
 
 def write_samples(workdir: str, prompts: Sequence[str], out: str, *, num: int = 1,
                   seed: int = 0, truncation: float = 1.0, batch_size: int = 32,
-                  step: int | None = None, postprocess: str = "") -> str:
+                  step: int | None = None, postprocess: str = "", best_of: int = 1,
+                  rank_by: str = "words") -> str:
   """Generates ``num`` images per prompt and writes them; returns a summary line.
 
   Args:
@@ -43,13 +44,17 @@ def write_samples(workdir: str, prompts: Sequence[str], out: str, *, num: int = 
     prompts: the prompts.
     out: a path ending in .png/.jpg/.webp (one grid, a row per prompt), or a
       folder (one PNG per image with a JSON sidecar: prompt, seed, index, step,
-      truncation, post-processing, so every image can be regenerated).
+      truncation, best-of, post-processing, so every image can be regenerated).
     num: images per prompt.
     seed: noise seed.
     truncation: noise truncation (1.0 = off).
     batch_size: images per generator call.
     step: the checkpoint (None = the latest).
     postprocess: the post-processing chain spec ("" = denormalise only).
+    best_of: candidates per image, the one the run's D scores best by
+      ``rank_by`` kept (1 = no ranking; see
+      :meth:`jaxgan.sampling.Pipeline.generate`).
+    rank_by: ``"words"``, ``"contrastive"`` or ``"match"``.
 
   Returns:
     A one-line summary of what was written.
@@ -62,7 +67,8 @@ def write_samples(workdir: str, prompts: Sequence[str], out: str, *, num: int = 
   _check_writable(out, not is_file)
   pipe = sampling.load_pipeline(workdir, step=step)
   pixels = chain(pipe.generate(prompts, num_per_prompt=num, seed=seed,
-                               truncation=truncation, batch_size=batch_size))
+                               truncation=truncation, batch_size=batch_size,
+                               best_of=best_of, rank_by=rank_by))
   if is_file:
     images_lib.save_image(images_lib.make_grid(pixels, ncols=num), out)
     return f"wrote a grid of {len(pixels)} images (step {pipe.step}) to {out}"
@@ -73,7 +79,8 @@ def write_samples(workdir: str, prompts: Sequence[str], out: str, *, num: int = 
       images_lib.save_image(pixels[p * num + j], stem + ".png")
       images_lib.write_json_atomic(
           {"prompt": prompt, "seed": seed, "image_index": j, "prompt_index": p,
-           "step": pipe.step, "truncation": truncation, "postprocess": spec,
+           "step": pipe.step, "truncation": truncation, "best_of": best_of,
+           **({"rank_by": rank_by} if best_of > 1 else {}), "postprocess": spec,
            "workdir": os.path.abspath(workdir), "image": os.path.basename(stem)
            + ".png"}, stem + ".json")
   return f"wrote {len(pixels)} images with sidecars (step {pipe.step}) to {out}/"

@@ -63,6 +63,7 @@ from jaxgan import postprocess as postprocess_lib
 from jaxgan import run as run_lib
 from jaxgan import sharding
 from jaxgan import text as text_lib
+from jaxgan.models import gan as gan_lib
 from jaxgan.models.gan import GanModels, make_generate_fn
 from jaxgan.text.tokenizer import UNK_ID
 
@@ -197,6 +198,7 @@ class Pipeline:
     self._noise = jax.jit(_noise, static_argnums=(4,), out_shardings=out)
     self._generate = jax.jit(generate, out_shardings=out)
     self._images_from = jax.jit(images_from, out_shardings=out)
+    self._score_programs: dict[str, Any] = {}
 
   # --- Prompts -----------------------------------------------------------------
 
@@ -300,7 +302,8 @@ class Pipeline:
     return np.asarray(jax.device_get(z))[:rows]
 
   def generate(self, prompts: Sequence[str], num_per_prompt: int = 1, seed: int = 0,
-               truncation: float = 1.0, batch_size: int = 32) -> np.ndarray:
+               truncation: float = 1.0, batch_size: int = 32, best_of: int = 1,
+               rank_by: str = "words") -> np.ndarray:
     """Generates images from the EMA generator.
 
     Args:
@@ -314,21 +317,85 @@ class Pipeline:
       batch_size: images per call of the compiled generator (rounded up to a
         multiple of the device count); a short last batch is padded. It sets
         memory and speed, not the images (see the module docstring).
+      best_of: candidates drawn for each image, of which the one D scores best
+        by ``rank_by`` is kept (:meth:`score`; DALL-E's reranking, with the
+        run's own D as the judge). Candidate ``c`` of image ``j`` is image
+        ``j * best_of + c`` of ``best_of=1``, so candidate 0 is the image
+        ``best_of=1`` gives. 1 (the default) draws one and scores nothing;
+        above 1 the pipeline needs its discriminator (not in an exported model).
+      rank_by: the score ``best_of`` ranks by (see :meth:`score`).
 
     Returns:
       float32 [N_p * num_per_prompt, H, W, 3] in [-1, 1], prompt-major: image
       ``j`` of prompt ``p`` is row ``p * num_per_prompt + j``.
     """
     seed, truncation = _check_seed(seed), check_truncation(truncation)
+    best_of = int(best_of)
+    if best_of < 1:
+      raise ValueError(f"best_of must be at least 1, got {best_of}")
+    if best_of > 1:
+      self._score_program(rank_by)  # a wrong rank_by or a missing D fails before generating
+    draws = int(num_per_prompt) * best_of
     ids, mask = self.tokenize(prompts)
-    hashes, indices = self._noise_inputs(prompts, num_per_prompt)
-    ids = np.repeat(ids, num_per_prompt, axis=0)
-    mask = np.repeat(mask, num_per_prompt, axis=0)
-    return self._in_chunks(
+    hashes, indices = self._noise_inputs(prompts, draws)
+    ids = np.repeat(ids, draws, axis=0)
+    mask = np.repeat(mask, draws, axis=0)
+    images = self._in_chunks(
         lambda hashes, indices, ids, mask: self._generate(
             *self._generator_params(), np.uint32(seed), hashes, indices,
             np.float32(truncation), ids, mask),
         (hashes, indices, ids, mask), batch_size)
+    if best_of == 1:
+      return images
+    scores = self._scores(images, ids, mask, rank_by, batch_size).reshape(-1, best_of)
+    candidates = images.reshape(scores.shape + images.shape[1:])
+    return candidates[np.arange(len(scores)), np.argmax(scores, axis=1)]
+
+  def score(self, prompts: Sequence[str], images, by: str = "words",
+            batch_size: int = 32) -> np.ndarray:
+    """How well the run's discriminator finds each prompt in its image.
+
+    Args:
+      prompts: N strings, prompt i for image i.
+      images: float [N, H, W, 3] in [-1, 1] (as :meth:`generate` gives them).
+      by: ``"words"`` (the log-likelihood of the prompt's words under D's
+        caption-word head), ``"contrastive"`` (the cosine of D's image and
+        caption embeddings) or ``"match"`` (D's matching-aware logit); see
+        :func:`jaxgan.models.gan.make_score_fn`.
+      batch_size: images per call of the compiled scorer.
+
+    Returns:
+      float32 [N], higher: the image shows its prompt better. Comparable
+      between images of one prompt; across prompts the word scores also
+      reflect how many words a prompt has.
+    """
+    self._score_program(by)
+    ids, mask = self.tokenize(prompts)
+    images = np.asarray(images, np.float32)
+    size = int(self.config.image_size)
+    if images.shape != (len(ids), size, size, 3):
+      raise ValueError(f"images must be [number of prompts, {size}, {size}, 3] = "
+                       f"[{len(ids)}, {size}, {size}, 3], got {list(images.shape)}")
+    return self._scores(images, ids, mask, by, batch_size)
+
+  def _score_program(self, by: str):
+    """The compiled scorer ``by`` (see :meth:`score`), built on first use."""
+    if by not in gan_lib.SCORES:
+      raise ValueError(f"unknown score {by!r}: one of {', '.join(gan_lib.SCORES)}")
+    if self.params["discriminator"] is None:
+      raise ValueError("scoring images needs the run's discriminator, which an exported "
+                       "model leaves out: load the run directory instead")
+    if by not in self._score_programs:
+      self._score_programs[by] = jax.jit(gan_lib.make_score_fn(self.models, by),
+                                         out_shardings=self._split)
+    return self._score_programs[by]
+
+  def _scores(self, images, ids, mask, by: str, batch_size: int) -> np.ndarray:
+    program = self._score_program(by)
+    return self._in_chunks(
+        lambda *batch: program(self.params["discriminator"], self.params["text_encoder"],
+                               self.params["frozen_text"], *batch),
+        (images, ids, mask), batch_size)
 
   def generate_from_noise(self, prompts: Sequence[str], noise,
                           batch_size: int = 32) -> np.ndarray:

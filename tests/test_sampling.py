@@ -210,6 +210,71 @@ def test_truncation(pipe):
       pipe.generate(PROMPTS[:1], truncation=bad)
 
 
+def test_best_of_keeps_the_candidate_d_scores_best(pipe):
+  k = 3
+  candidates = pipe.generate(PROMPTS, num_per_prompt=2 * k, seed=5, batch_size=8)
+  best = pipe.generate(PROMPTS, num_per_prompt=2, seed=5, batch_size=8, best_of=k,
+                       rank_by="match")
+  # Candidate c of image j is image j * k + c of the plain call.
+  scores = pipe.score(np.repeat(PROMPTS, 2 * k), candidates, by="match").reshape(-1, k)
+  picked = np.argmax(scores, axis=1)
+  np.testing.assert_array_equal(
+      best, candidates.reshape((-1, k) + candidates.shape[1:])[np.arange(len(picked)), picked])
+  assert np.any(picked != 0)  # else the check could not tell ranking from none
+  # Candidate 0 is the image of best_of=1, and best_of=1 ranks nothing.
+  np.testing.assert_array_equal(candidates[::k][:1],
+                                pipe.generate(PROMPTS[:1], seed=5, batch_size=8)[:1])
+  for kwargs, message in (({"best_of": 0}, "best_of"), ({"best_of": 2, "rank_by": "clip"},
+                                                        "unknown score 'clip'"),
+                          # The tiny run's D has no caption-word head.
+                          ({"best_of": 2, "rank_by": "words"}, "no caption-word head")):
+    with pytest.raises(ValueError, match=message):
+      pipe.generate(PROMPTS[:1], **kwargs)
+  with pytest.raises(ValueError, match=r"images must be \[number of prompts, 16, 16, 3\]"):
+    pipe.score(PROMPTS, candidates[:2], by="match")
+
+
+def test_scores_read_ds_caption_heads():
+  from jaxgan import data, run as run_lib  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  config.model.update(word_dim=8, word_vocab="captions", contrastive_dim=8)
+  tokenizer = run_lib.build_tokenizer(config, data.build_source(config))
+  models, frozen = run_lib.build_gan(config, tokenizer)
+  params = models.init(jax.random.key(0), image_size=config.image_size,
+                       max_length=config.text.max_length, frozen_text=frozen)
+  pipe = sampling.Pipeline(
+      config, tokenizer, models,
+      {"generator_ema": params["generator"], "generator_state": params["generator_state"],
+       "text_encoder": params["text_encoder"], "discriminator": params["discriminator"],
+       "frozen_text": frozen}, devices=jax.devices()[:1])
+  images = pipe.generate(PROMPTS, batch_size=4)
+  d = params["discriminator"]
+  features = models.d_features(d, jnp.asarray(images))
+  # Words: each of the head's outputs is one of the captions' ids, present
+  # (log sigmoid) or absent (log 1 - sigmoid), counted once however often said.
+  logits = np.asarray(models.d_word_logits(d, features), np.float64)
+  ids, mask = pipe.tokenize(PROMPTS)
+  # A learned vocabulary is the captions' words: the head scores every id.
+  assert models.word_ids is None
+  scored = np.arange(logits.shape[1])
+  expected = []
+  for row, (prompt_ids, prompt_mask) in enumerate(zip(ids, mask)):
+    present = np.isin(scored, prompt_ids[prompt_mask])
+    assert present.any()
+    log_p = -np.log1p(np.exp(-logits[row]))
+    log_not_p = -np.log1p(np.exp(logits[row]))
+    expected.append(np.sum(np.where(present, log_p, log_not_p)))
+  np.testing.assert_allclose(pipe.score(PROMPTS, images, by="words"), expected, rtol=1e-5)
+  # Contrastive: the cosine of D's image and caption embeddings.
+  sentence = models.encode_text(params["text_encoder"], jnp.asarray(ids), jnp.asarray(mask))
+  image_embeddings, text_embeddings = models.d_embeddings(d, features, sentence)
+  np.testing.assert_allclose(pipe.score(PROMPTS, images, by="contrastive"),
+                             np.sum(np.asarray(image_embeddings) * np.asarray(text_embeddings),
+                                    axis=-1), rtol=1e-5, atol=1e-6)
+  # The prompt is read: other prompts' words give the images other scores.
+  assert not np.allclose(pipe.score(PROMPTS[::-1], images, by="words"), expected)
+
+
 def test_images_and_interpolation(pipe):
   images = pipe.images(PROMPTS[:2], num_per_prompt=2, batch_size=8, postprocess="resize:2")
   assert len(images) == 4 and images[0].size == (32, 32) and images[0].mode == "RGB"
@@ -257,6 +322,7 @@ def test_sample_main_folder_and_animation(workdir, tmp_path, monkeypatch, capsys
   folder = str(tmp_path / "out")
   assert sample_cli.main(["--workdir", workdir, "--prompts-file", str(prompts_file),
                           "--num", "2", "--seed", "5", "--truncation", "0.7",
+                          "--best-of", "2", "--rank-by", "match",
                           "--postprocess", "auto_levels resize:2", "--out", folder]) == 0
   names = sorted(os.listdir(folder))
   assert len([n for n in names if n.endswith(".png")]) == 4
@@ -265,6 +331,7 @@ def test_sample_main_folder_and_animation(workdir, tmp_path, monkeypatch, capsys
     sidecar = json.load(f)
   assert sidecar["prompt"] == PROMPTS[2] and sidecar["image_index"] == 1
   assert sidecar["seed"] == 5 and sidecar["step"] == 4 and sidecar["truncation"] == 0.7
+  assert sidecar["best_of"] == 2 and sidecar["rank_by"] == "match"
   assert [s["name"] for s in sidecar["postprocess"]] == ["auto_levels", "resize"]
   assert Image.open(os.path.join(folder, sidecar["image"])).size == (32, 32)
 
@@ -276,6 +343,11 @@ def test_sample_main_folder_and_animation(workdir, tmp_path, monkeypatch, capsys
   assert sample_cli.main(["--workdir", workdir, "--prompt", PROMPTS[0], "--step", "3",
                           "--out", str(tmp_path / "x.png")]) == 1
   assert "available steps: 2, 4" in capsys.readouterr().err
+  # Ranking by a head this D lacks (the default, words) is one clear line.
+  assert sample_cli.main(["--workdir", workdir, "--prompt", PROMPTS[0], "--best-of", "3",
+                          "--out", str(tmp_path / "y.png")]) == 1
+  err = capsys.readouterr().err
+  assert "no caption-word head" in err and err.count("\n") == 1
 
 
 def test_interpolation_to_a_folder_writes_frames_and_metadata(workdir, tmp_path):

@@ -29,6 +29,7 @@ from jaxgan.metrics import probe as probe_lib
 from jaxgan.metrics import real_data
 from jaxgan.metrics.frechet import frechet_distance, statistics
 from jaxgan.metrics.probe import Probe, load_probe, probe_features
+from jaxgan.models import gan as gan_lib
 
 __all__ = ["evaluate_run", "format_table", "METRICS_FILE", "frechet_distance",
            "statistics", "Probe", "load_probe", "probe_features"]
@@ -55,7 +56,8 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
                  probe: Probe | None = None, cache_dir: str | None = None,
                  write: bool = True, log: Callable[[str], None] | None = None,
                  split: str = real_data.DEFAULT_SPLIT, repeats: int = 1,
-                 data_path: str | None = None, truncation: float = 1.0) -> dict[str, Any]:
+                 data_path: str | None = None, truncation: float = 1.0, best_of: int = 1,
+                 rank_by: str = "words") -> dict[str, Any]:
   """Evaluates one checkpoint of a run.
 
   A run on real data (any source but ``shapes``) gets FID against ``split`` of
@@ -100,16 +102,22 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
       ``data.path``.
     truncation: the sampler's ``psi`` in (0, 1] (1.0, the default, is off; see
       :meth:`jaxgan.sampling.Pipeline.generate`).
+    best_of: candidates per image, the one the run's D scores best by
+      ``rank_by`` kept (1, the default: no ranking; see
+      :meth:`jaxgan.sampling.Pipeline.generate`).
+    rank_by: ``"words"``, ``"contrastive"`` or ``"match"``.
 
   Returns:
     The flat metrics dict, with ``step``, ``workdir``, ``image_size``, ``seed``,
-    ``truncation``, ``time`` and ``seconds`` besides the metrics (and
+    ``truncation``, ``best_of`` (and ``rank_by`` above 1), ``time`` and
+    ``seconds`` besides the metrics (and
     ``num_prompts`` for ``shapes``, ``data_source`` for real data).
 
   Raises:
     FileNotFoundError: ``workdir`` is not a run, has no checkpoint, or
       ``fid_weights`` does not exist.
-    ValueError: ``truncation`` is outside (0, 1], ``step`` has no checkpoint,
+    ValueError: ``truncation`` is outside (0, 1], ``best_of`` below 1 or
+      ``rank_by`` unknown, ``step`` has no checkpoint,
       ``probe`` reads another image size, or a real-data run is evaluated
       without ``fid_weights`` or its data cannot be read
       (:class:`jaxgan.data.DataError`).
@@ -118,6 +126,11 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
   started = time.time()
   # Checked before anything loads, so a typo costs no minutes.
   truncation = sampling.check_truncation(truncation)
+  if int(best_of) < 1:
+    raise ValueError(f"best_of must be at least 1, got {best_of}")
+  if rank_by not in gan_lib.SCORES:
+    raise ValueError(f"unknown rank_by {rank_by!r}: one of {', '.join(gan_lib.SCORES)}")
+  sample = {"truncation": truncation, "best_of": int(best_of), "rank_by": rank_by}
   if not os.path.isdir(workdir):
     raise FileNotFoundError(f"no run directory at {workdir!r}")
   if fid_weights is not None and not os.path.exists(fid_weights):
@@ -126,7 +139,7 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
   config = pipeline.config
   cache = cache_dir or probe_lib.default_cache_dir()
   if config.data.source == "shapes":
-    result = _evaluate_shapes(pipeline, num_prompts, fid_weights, seed, truncation,
+    result = _evaluate_shapes(pipeline, num_prompts, fid_weights, seed, sample,
                               batch_size, probe, cache, log)
   else:
     if fid_weights is None:
@@ -140,12 +153,14 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
       config = ml_collections.ConfigDict(config.to_dict())
       config.data.path = data_path
     result = real_data.evaluate_real(pipeline, fid_weights, config=config, split=split,
-                                     repeats=repeats, seed=seed, truncation=truncation,
-                                     batch_size=batch_size, cache_dir=cache, log=log)
+                                     repeats=repeats, seed=seed, batch_size=batch_size,
+                                     cache_dir=cache, log=log, **sample)
     result.update({"image_size": int(config.image_size), "seed": seed,
                    "data_source": config.data.source})
   result.update({"step": pipeline.step, "workdir": os.path.abspath(workdir),
-                 "truncation": truncation})
+                 "truncation": truncation, "best_of": int(best_of)})
+  if best_of > 1:
+    result["rank_by"] = rank_by
   result["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
   result["seconds"] = round(time.time() - started, 2)
   if write:
@@ -155,7 +170,7 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
 
 
 def _evaluate_shapes(pipeline, num_prompts: int, fid_weights: str | None, seed: int,
-                     truncation: float, batch_size: int, probe: Probe | None, cache: str,
+                     sample: dict[str, Any], batch_size: int, probe: Probe | None, cache: str,
                      log: Callable[[str], None] | None) -> dict[str, Any]:
   """The alignment, Fréchet and FID metrics of a ``shapes`` run (see :func:`evaluate_run`)."""
   size = int(pipeline.config.image_size)
@@ -174,7 +189,7 @@ def _evaluate_shapes(pipeline, num_prompts: int, fid_weights: str | None, seed: 
     if log is not None:
       log(f"generating {len(es)} images for the {split} prompts")
     generated[split] = pipeline.generate(list(es.prompts), num_per_prompt=1, seed=seed,
-                                         truncation=truncation, batch_size=batch_size)
+                                         batch_size=batch_size, **sample)
 
   result: dict[str, Any] = {"num_prompts": num_prompts, "image_size": size, "seed": seed}
   result.update(alignment_lib.alignment_report(probe, sets, generated, real))
@@ -222,9 +237,10 @@ def format_table(result: dict[str, Any]) -> str:
   rows = list(probe_lib.ATTRIBUTES) + ["all_correct"]
   columns = [("gen train", "align/train"), ("gen holdout", "align/holdout"),
              ("real train", "real/train"), ("real holdout", "real/holdout")]
-  psi = result.get("truncation", 1.0)
+  psi, best_of = result.get("truncation", 1.0), result.get("best_of", 1)
   lines = [f"step {result.get('step')}  ({result.get('num_prompts')} prompts per split, "
-           f"{result.get('image_size')}px" + (f", truncation {psi}" if psi < 1.0 else "") + ")",
+           f"{result.get('image_size')}px" + (f", truncation {psi}" if psi < 1.0 else "")
+           + (f", best of {best_of} by {result['rank_by']}" if best_of > 1 else "") + ")",
            f"{'attribute':<14}" + "".join(f"{title:>14}" for title, _ in columns)]
   for row in rows:
     cells = []

@@ -135,11 +135,12 @@ def reference_statistics(config: ml_collections.ConfigDict, split: str, fid_feat
 
 
 def generated_features(pipeline, source, fid_features, *, repeats: int, seed: int,
-                       batch_size: int, truncation: float = 1.0) -> np.ndarray:
+                       batch_size: int, **sample) -> np.ndarray:
   """Features of DF-GAN's protocol: per pass, one random caption of each image, one image each.
 
   Pass ``r`` draws its captions with the RNG ``(seed, r)`` and its noise with
-  seed ``seed + r``.
+  seed ``seed + r``. ``sample``: the rest of
+  :meth:`jaxgan.sampling.Pipeline.generate`'s keywords (``truncation``, ``best_of``, ...).
   """
   features = []
   for repeat in range(repeats):
@@ -150,17 +151,16 @@ def generated_features(pipeline, source, fid_features, *, repeats: int, seed: in
       prompts.append(captions[rng.integers(len(captions))])
     for start in range(0, len(prompts), batch_size):
       images = pipeline.generate(prompts[start:start + batch_size], num_per_prompt=1,
-                                 seed=seed + repeat, truncation=truncation,
-                                 batch_size=batch_size)
+                                 seed=seed + repeat, batch_size=batch_size, **sample)
       features.append(fid_features(images))
   return np.concatenate(features)
 
 
 def evaluate_real(pipeline, fid_weights: str, *, config: ml_collections.ConfigDict | None = None,
                   split: str = DEFAULT_SPLIT,
-                  repeats: int = 1, seed: int = 0, truncation: float = 1.0,
-                  batch_size: int = 64, cache_dir: str, log: Callable[[str], None] | None = None
-                  ) -> dict[str, Any]:
+                  repeats: int = 1, seed: int = 0, batch_size: int = 64,
+                  cache_dir: str, log: Callable[[str], None] | None = None,
+                  **sample) -> dict[str, Any]:
   """FID of a loaded run (a non-``shapes`` source) against ``split`` of its data.
 
   Args:
@@ -171,10 +171,11 @@ def evaluate_real(pipeline, fid_weights: str, *, config: ml_collections.ConfigDi
     split: the reference split.
     repeats: passes over the split's captions (DF-GAN's protocol).
     seed: caption-choice and noise seed.
-    truncation: the sampler's ``psi`` (1.0 = off).
     batch_size: images per generator and Inception call.
     cache_dir: where the reference statistics are cached.
     log: optional ``callable(str)`` for progress lines.
+    **sample: the generator's other keywords (``truncation``, ``best_of``,
+      ``rank_by``; see :meth:`jaxgan.sampling.Pipeline.generate`).
 
   Returns:
     The metrics dict: ``fid``, ``num_real``, ``num_generated``, ``real_skipped``,
@@ -191,7 +192,7 @@ def evaluate_real(pipeline, fid_weights: str, *, config: ml_collections.ConfigDi
     log(f"generating {repeats} x {len(source)} images, one random caption of each "
         f"{split} image per pass")
   generated = generated_features(pipeline, source, fid_features, repeats=repeats, seed=seed,
-                                 truncation=truncation, batch_size=batch_size)
+                                 batch_size=batch_size, **sample)
   return {"fid": frechet.frechet_distance(*frechet.statistics(generated), mu, sigma),
           "num_real": info["count"], "num_generated": int(generated.shape[0]),
           "real_skipped": len(info["skipped"]), "split": split, "repeats": repeats,

@@ -14,8 +14,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgan import losses
 from jaxgan.text import pretrained
 from jaxgan.text.base import TextEncoding
+
+# How :func:`make_score_fn` can ask D whether an image shows its caption.
+SCORES = ("words", "contrastive", "match")
+# The D attribute that sizes the head a score reads, and the head's name.
+_SCORE_HEADS = {"words": ("word_dim", "caption-word head (model.word_dim)"),
+                "contrastive": ("contrastive_dim", "contrastive head (model.contrastive_dim)")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,3 +264,43 @@ def make_generate_fn(models: GanModels) -> Callable[..., jax.Array]:
     return images.astype(jnp.float32)
 
   return generate
+
+
+def make_score_fn(models: GanModels, by: str = "words") -> Callable[..., jax.Array]:
+  """``score(d_params, text_params, frozen_text, images, ids, mask)``: [B]
+  float32, how well D finds each image's caption in it (higher: better).
+
+  ``by`` picks D's reading:
+
+  * ``"words"``: the log-likelihood of the caption's words under D's
+    caption-word head (:func:`jaxgan.losses.caption_log_likelihood`): each
+    word is its own question ("is there a triangle?"), answered from the image.
+  * ``"contrastive"``: the cosine between D's contrastive embeddings of the
+    image and of the caption.
+  * ``"match"``: D's matching-aware logit (real and matching the caption).
+
+  The heads are D's as trained on (image, caption) pairs.
+
+  Raises:
+    ValueError: ``by`` is unknown, or D has no such head.
+  """
+  if by not in SCORES:
+    raise ValueError(f"unknown score {by!r}: one of {', '.join(SCORES)}")
+  if by in _SCORE_HEADS:
+    size, head = _SCORE_HEADS[by]
+    if not getattr(models.discriminator, size, 0):
+      raise ValueError(f"this run's discriminator has no {head} to score {by!r} with; "
+                       f"'match' (its matching logit) needs none")
+
+  def score(d_params, text_params, frozen_text, images, ids, mask):
+    features = models.d_features(d_params, images)
+    if by == "words":
+      return losses.caption_log_likelihood(models.d_word_logits(d_params, features),
+                                           *models.word_head_ids(ids, mask))
+    sentence = models.encode_text(text_params, ids, mask, frozen_text)
+    if by == "contrastive":
+      image_embeddings, sentence_embeddings = models.d_embeddings(d_params, features, sentence)
+      return jnp.sum(image_embeddings * sentence_embeddings, axis=-1)
+    return models.d_logits(d_params, features, sentence)
+
+  return score
