@@ -441,7 +441,8 @@ class Pipeline:
 
   def images(self, prompts: Sequence[str], num_per_prompt: int = 1, seed: int = 0,
              truncation: float = 1.0, batch_size: int = 32,
-             postprocess: Any = None) -> list[Image.Image]:
+             postprocess: Any = None, best_of: int = 1,
+             rank_by: str = "words") -> list[Image.Image]:
     """Like :meth:`generate`, post-processed into PIL images.
 
     Args:
@@ -453,7 +454,8 @@ class Pipeline:
       N_p * num_per_prompt RGB images, prompt-major.
     """
     chain = _as_chain(postprocess)
-    pixels = chain(self.generate(prompts, num_per_prompt, seed, truncation, batch_size))
+    pixels = chain(self.generate(prompts, num_per_prompt, seed, truncation, batch_size,
+                                 best_of=best_of, rank_by=rank_by))
     return [Image.fromarray(np.ascontiguousarray(p)) for p in pixels]
 
   def interpolate(self, prompt_a: str, prompt_b: str | None = None, steps: int = 8,

@@ -1,8 +1,10 @@
 """Which caption attributes a run's discriminator reads, on real ``shapes`` renders.
 
-    python scripts/discriminator_reads.py --workdir runs/NAME [--step N] [--num 200] [--fakes]
+    python scripts/discriminator_reads.py --workdir runs/NAME [--step N] [--num 200] [--fakes] \
+        [--split holdout]
 
-Every real render of the evaluation prompts (``train`` split) is scored
+Every real render of the evaluation prompts (``train`` split, or ``--split
+holdout``: object 1's (shape, colour) pair never seen in training) is scored
 against its own caption and against the same caption with one attribute of
 its first object changed (another shape, colour, size or grid cell, drawn at
 random), and, on the two-object images with two colours, against the caption
@@ -11,7 +13,9 @@ colours bound to the other places), and the same pair of captions scored
 with another image ("colours_swapped_other_image", a control: D should not
 prefer either there; if it does, it reads the text, not the image). Printed per attribute: how often D prefers the true caption, by its
 matching logit, with a contrastive head by the head's cosine, and with a
-caption-word head by how likely the head finds each caption's words. 0.5 is
+caption-word head by how likely the head finds each caption's words (the
+scores of :meth:`jaxgan.sampling.Pipeline.score`, which ``--best-of`` ranks
+by: ``match``, ``contrastive``, ``words``). 0.5 is
 chance; an attribute D does not read gives G no reason to draw it right.
 The attributes are read here only, to build the changed captions: training
 never sees them.
@@ -33,12 +37,14 @@ from jaxgan import xla_flags
 xla_flags.set_entry_point_defaults()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import losses, sampling
+from jaxgan import sampling
 from jaxgan.data import shapes
 from jaxgan.metrics import alignment
+from jaxgan.models import gan
 from jaxgan.train.step import images_to_float
 
 ATTRIBUTE_VALUES = {"shape": len(shapes.SHAPES), "colour": len(shapes.COLOURS),
@@ -64,6 +70,9 @@ def main():
   parser.add_argument("--fakes", action="store_true",
                       help="score the run's EMA generator's images of the captions, "
                            "not the real renders")
+  parser.add_argument("--split", default="train", choices=shapes.SPLITS,
+                      help="the evaluation prompts' split (holdout: object 1's shape and "
+                           "colour never drawn together in training)")
   args = parser.parse_args()
 
   config, tokenizer, models, frozen, step, saved = sampling.load_networks(args.workdir,
@@ -73,7 +82,7 @@ def main():
                      f"shapes attributes only.")
   d_params, text_params = saved["discriminator"], saved["text_encoder"]
 
-  source = shapes.ShapesSource("train", image_size=config.image_size,
+  source = shapes.ShapesSource(args.split, image_size=config.image_size,
                                num_examples=args.num, seed=alignment.EVAL_SEED)
   attributes = [source.attributes(i) for i in range(args.num)]
   if args.fakes:
@@ -85,25 +94,20 @@ def main():
   else:
     images = images_to_float(jnp.asarray(np.stack([source[i]["image"]
                                                    for i in range(args.num)])))
-  features = models.d_features(d_params, images)
-  head = bool(config.model.get("contrastive_dim", 0))
-  word_logits = (models.d_word_logits(d_params, features)
-                 if config.model.get("word_dim", 0) else None)
+  # The report's names for the scores D's heads give (gan.make_score_fn).
+  kinds = {"logit": "match"}
+  if config.model.get("contrastive_dim", 0):
+    kinds["cosine"] = "contrastive"
+  if config.model.get("word_dim", 0):
+    kinds["words"] = "words"
+  score_fns = {kind: jax.jit(gan.make_score_fn(models, by)) for kind, by in kinds.items()}
 
   def scores(captions, image_shift=0):
     """D's scores of each caption with its image (or the one ``image_shift`` on)."""
     ids, mask = tokenizer.encode(captions)
-    sentence = models.encode_text(text_params, ids, mask, frozen)
-    image_features = jnp.roll(features, image_shift, axis=0)
-    result = {"logit": models.d_logits(d_params, image_features, sentence)}
-    if head:
-      image_embeddings, sentence_embeddings = models.d_embeddings(d_params, image_features,
-                                                                  sentence)
-      result["cosine"] = jnp.sum(image_embeddings * sentence_embeddings, axis=-1)
-    if word_logits is not None:
-      result["words"] = losses.caption_log_likelihood(jnp.roll(word_logits, image_shift, axis=0),
-                                                      *models.word_head_ids(ids, mask))
-    return result
+    shifted = jnp.roll(images, image_shift, axis=0)
+    return {kind: fn(d_params, text_params, frozen, shifted, ids, mask)
+            for kind, fn in score_fns.items()}
 
   true_scores = scores([shapes.describe(a) for a in attributes])
   rng = np.random.default_rng(0)
@@ -138,7 +142,7 @@ def main():
     report["colours_swapped_other_image"] = {
         kind: round(float(jnp.mean((other_true[kind] > other_swapped[kind])[two])), 3)
         for kind in true_scores}
-  print(json.dumps({"workdir": args.workdir, "step": step, "num": args.num,
+  print(json.dumps({"workdir": args.workdir, "step": step, "num": args.num, "split": args.split,
                     "images": "generator" if args.fakes else "real",
                     "true_caption_preferred": report}))
 
