@@ -167,6 +167,14 @@ def _validate_words(config: ml_collections.ConfigDict) -> None:
   scale = config.loss.get("word_g_scale", 1.0)
   if not scale >= 0:
     raise ValueError(f"config.loss.word_g_scale={scale!r} must be >= 0.")
+  fake_weight = config.loss.get("word_fake_weight", 0.0)
+  if isinstance(fake_weight, bool) or not isinstance(fake_weight, (int, float)) or not (
+      fake_weight >= 0):
+    raise ValueError(f"config.loss.word_fake_weight={fake_weight!r} must be a number >= 0 "
+                     f"(0: off).")
+  if fake_weight and not config.model.get("word_dim", 0):
+    raise ValueError(f"config.loss.word_fake_weight={fake_weight} needs D's caption-word "
+                     f"head: set model.word_dim (e.g. 256).")
   vocabulary = config.model.get("word_vocab", "tokenizer")
   if vocabulary not in WORD_VOCABULARIES:
     raise ValueError(f"config.model.word_vocab={vocabulary!r} must be one of "

@@ -294,6 +294,8 @@ def test_dfgan_region_head_embeds_each_cell_where_it_is():
     ({"model.word_dim": 8, "loss.word_weight": -1.0}, "must be >= 0"),
     ({"model.word_dim": 8, "loss.word_weight": 1.0, "loss.word_g_scale": -1.0},
      "word_g_scale=-1.0 must be >= 0"),
+    ({"loss.word_fake_weight": 1.0}, "word_fake_weight=1.0 needs D's caption-word head"),
+    ({"model.word_dim": 8, "loss.word_fake_weight": -0.5}, "must be a number >= 0"),
     # Swapped-word negatives need an encoder that reads word order.
     ({"loss.swap_weight": 1.0, "text.encoder": "bow"}, "encodes identically"),
     ({"loss.swap_weight": -0.5, "text.encoder": "transformer"}, "must be a number >= 0"),

@@ -524,6 +524,44 @@ def test_word_loss_trains_d_on_real_captions_and_g_on_its_own(g_scale):
                                  plain_text_grad, "text encoder")
 
 
+def test_word_fake_term_trains_d_to_find_no_words_in_fakes():
+  """``loss.word_fake_weight``: D's word head also learns that a fake holds
+  none of its caption's words (every label absent); G's loss is unchanged."""
+  weight, fake_weight, g_scale = 0.7, 2.0, 0.25
+  models, state, new_state, metrics, ref = _one_step_with_heads(
+      "word", weight, None, word_g_scale=g_scale, word_fake_weight=fake_weight)
+  ids, mask = jnp.asarray(ref.ids), jnp.asarray(ref.mask)
+
+  def words(d_params, images, labels):
+    return losses.word_prediction_loss(
+        models.d_word_logits(d_params, models.d_features(d_params, images)), ids, labels)
+
+  def no_words(d_params):  # written out: -log(1 - sigmoid) of every output
+    logits = models.d_word_logits(d_params, models.d_features(d_params, ref.fake))
+    return jnp.mean(jnp.sum(jax.nn.softplus(logits), axis=-1))
+
+  def d_loss(d_params, text_params):
+    return (ref.d_loss(d_params, text_params) + weight * words(d_params, ref.real, mask)
+            + fake_weight * no_words(d_params))
+
+  def g_loss(g_params, d_params):
+    sentence = ref.sentence(state.text_encoder)
+    return ref.g_loss(g_params, d_params) + g_scale * weight * words(
+        d_params, ref.generate(g_params, sentence), mask)
+
+  np.testing.assert_allclose(metrics["d_fake_words"], no_words(state.discriminator),
+                             rtol=1e-5)
+  np.testing.assert_allclose(metrics["d_fake_words"],
+                             words(state.discriminator, ref.fake, jnp.zeros_like(mask)),
+                             rtol=1e-5)
+  d_grad = _assert_step_follows(state, new_state, metrics, d_loss, g_loss)[0]
+  # The term is not negligible here, so the check on D can tell it is there.
+  without = jax.grad(lambda d, t: ref.d_loss(d, t) + weight * words(d, ref.real, mask))(
+      state.discriminator, state.text_encoder)
+  assert any(np.any(np.sign(a) != np.sign(b))
+             for a, b in zip(_leaves(d_grad), _leaves(without)))
+
+
 def test_word_loss_over_caption_ids_labels_each_scored_id_by_its_output():
   """With ``word_ids`` the head's output i answers for id ``word_ids[i]``, and
   an id it does not score is no label at all."""

@@ -161,6 +161,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
                       if view_weight > 0 else None)
   word_weight = float(config.loss.get("word_weight", 0.0))
   g_word_weight = word_weight * float(config.loss.get("word_g_scale", 1.0))
+  word_fake_weight = float(config.loss.get("word_fake_weight", 0.0))
   swap_weight = float(config.loss.get("swap_weight", 0.0))
   region_word_weight = float(config.loss.get("region_word_weight", 0.0))
   region_word_temperature = (float(config.loss.region_word_temperature)
@@ -265,8 +266,8 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         metrics["d_swap_loss"] = losses.mismatched_loss(loss_kind, swapped_logits, has_swap)
         metrics["d_swap_logit"] = (jnp.sum(jnp.where(has_swap, swapped_logits, 0.0))
                                    / jnp.maximum(jnp.sum(has_swap), 1))
-      fake_logits = models.d_logits(d_params, models.d_features(d_params, d_fake),
-                                    text_sentence)
+      fake_features = models.d_features(d_params, d_fake)
+      fake_logits = models.d_logits(d_params, fake_features, text_sentence)
       adversarial = d_loss_fn(real_logits, fake_logits, mismatched_logits)
       metrics.update({
           "d_adv_loss": adversarial,
@@ -303,6 +304,16 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
             models.d_word_logits(d_params, real_features), head_ids, head_mask)
         metrics["d_words"] = words
         total = total + word_weight * words
+      if word_fake_weight > 0:
+        # A fake shows none of its caption's words (every label absent: an
+        # empty mask), so the head is no judge G can satisfy with any image
+        # it reads the words from: G's word loss becomes adversarial (a
+        # (K+1)-class auxiliary classifier rather than AC-GAN's K classes).
+        fake_words = losses.word_prediction_loss(
+            models.d_word_logits(d_params, fake_features), head_ids,
+            jnp.zeros_like(head_mask))
+        metrics["d_fake_words"] = fake_words
+        total = total + word_fake_weight * fake_words
       if region_word_weight > 0:
         # D (and the text it trains) learns where in a real image each of its
         # caption's words is drawn.
