@@ -320,9 +320,10 @@ class Pipeline:
       best_of: candidates drawn for each image, of which the one D scores best
         by ``rank_by`` is kept (:meth:`score`; DALL-E's reranking, with the
         run's own D as the judge). Candidate ``c`` of image ``j`` is image
-        ``j * best_of + c`` of ``best_of=1``, so candidate 0 is the image
-        ``best_of=1`` gives. 1 (the default) draws one and scores nothing;
-        above 1 the pipeline needs its discriminator (not in an exported model).
+        ``j * best_of + c`` of ``generate(prompts, num_per_prompt * best_of)``
+        (so image 0's first candidate is ``best_of=1``'s image 0). 1 (the
+        default) draws one and scores nothing; above 1 the pipeline needs its
+        discriminator (not in an exported model).
       rank_by: the score ``best_of`` ranks by (see :meth:`score`).
 
     Returns:

@@ -251,8 +251,9 @@ def _evaluate(workdir: str, step: int, config, monitor: Monitor) -> None:
   from jaxgan import metrics  # pylint: disable=g-import-not-at-top
   result = metrics.evaluate_run(workdir, step=step, num_prompts=config.eval_prompts,
                                 log=monitor.info)
+  # Metrics only: the sampler's settings (truncation) are not curves.
   monitor.scalars({f"eval/{k}": v for k, v in result.items()
-                   if isinstance(v, float) and math.isfinite(v)}, step)
+                   if isinstance(v, float) and math.isfinite(v) and k != "truncation"}, step)
   monitor.info(f"step {step} evaluation: all correct {result['align/train/all_correct']:.3f} "
                f"(train), {result['align/holdout/all_correct']:.3f} (holdout)")
 
