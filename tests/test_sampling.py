@@ -221,7 +221,7 @@ def test_best_of_keeps_the_candidate_d_scores_best(pipe):
   np.testing.assert_array_equal(
       best, candidates.reshape((-1, k) + candidates.shape[1:])[np.arange(len(picked)), picked])
   assert np.any(picked != 0)  # else the check could not tell ranking from none
-  # Candidate 0 is the image of best_of=1, and best_of=1 ranks nothing.
+  # Image 0's first candidate is best_of=1's image 0.
   np.testing.assert_array_equal(candidates[::k][:1],
                                 pipe.generate(PROMPTS[:1], seed=5, batch_size=8)[:1])
   for kwargs, message in (({"best_of": 0}, "best_of"), ({"best_of": 2, "rank_by": "clip"},
