@@ -25,6 +25,8 @@ trains it (about half an hour on a shared 2-core CPU) and caches it. For
 import argparse
 import sys
 
+from jaxgan import cli  # no JAX: the XLA flags are set after parsing
+
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description="Evaluate a jaxgan run.")
@@ -36,15 +38,7 @@ def main(argv=None) -> int:
   parser.add_argument("--fid-weights", default=None,
                       help="converted FID Inception weights (.npz); FID is skipped without")
   parser.add_argument("--seed", type=int, default=0, help="noise (and caption choice) seed")
-  parser.add_argument("--truncation", type=float, default=1.0,
-                      help="the sampler's psi in (0, 1]: noise from a normal truncated to "
-                           "[-2 psi, 2 psi] (1.0, the default: off)")
-  parser.add_argument("--best-of", type=int, default=1,
-                      help="candidates per image; the one the run's D scores best by "
-                           "--rank-by is kept (1, the default: no ranking)")
-  parser.add_argument("--rank-by", default="words", choices=("words", "contrastive", "match"),
-                      help="D's score for --best-of: its caption-word head's likelihood of "
-                           "the prompt's words, its contrastive cosine, or its matching logit")
+  cli.add_sampling_args(parser)
   parser.add_argument("--split", default="test",
                       help="real data: the split FID is measured against")
   parser.add_argument("--repeats", type=int, default=1,

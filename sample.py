@@ -20,6 +20,8 @@ import argparse
 import sys
 import warnings
 
+from jaxgan import cli  # no JAX: the XLA flags are set after parsing
+
 
 def _parse_args(argv):
   parser = argparse.ArgumentParser(
@@ -33,16 +35,7 @@ def _parse_args(argv):
   parser.add_argument("--seed", type=int, default=0, help="noise seed")
   parser.add_argument("--seed-b", type=int, default=None,
                       help="with --interpolate: the seed to walk to")
-  parser.add_argument("--truncation", type=float, default=1.0,
-                      help="noise truncation psi in (0, 1]; 1.0 = off")
-  parser.add_argument("--best-of", type=int, default=1,
-                      help="candidates drawn for each image; the one the run's discriminator "
-                           "scores best by --rank-by is kept (default 1: no ranking; needs "
-                           "a run directory, not an exported model)")
-  parser.add_argument("--rank-by", default="words", choices=("words", "contrastive", "match"),
-                      help="D's score for --best-of: its caption-word head's likelihood of "
-                           "the prompt's words (default), its contrastive cosine, or its "
-                           "matching logit")
+  cli.add_sampling_args(parser)
   parser.add_argument("--out", default=None,
                       help="a .png/.jpg/.webp grid, a .gif/.webp animation "
                            "(--interpolate), or a folder (default: samples.png, "

@@ -131,6 +131,17 @@ def check_truncation(truncation: float) -> float:
   return truncation
 
 
+def check_best_of(best_of: int, rank_by: str) -> tuple[int, str]:
+  """``(best_of, rank_by)`` checked (see :meth:`Pipeline.generate`), or a
+  ValueError naming the bad one."""
+  best_of = int(best_of)
+  if best_of < 1:
+    raise ValueError(f"best_of must be at least 1, got {best_of}")
+  if rank_by not in gan_lib.SCORES:
+    raise ValueError(f"rank_by: unknown score {rank_by!r}; one of {', '.join(gan_lib.SCORES)}")
+  return best_of, rank_by
+
+
 def _check_seed(seed: int) -> int:
   if not 0 <= int(seed) <= _MAX_SEED:
     raise ValueError(f"seed must be an integer in [0, {_MAX_SEED}], got {seed}")
@@ -331,9 +342,7 @@ class Pipeline:
       ``j`` of prompt ``p`` is row ``p * num_per_prompt + j``.
     """
     seed, truncation = _check_seed(seed), check_truncation(truncation)
-    best_of = int(best_of)
-    if best_of < 1:
-      raise ValueError(f"best_of must be at least 1, got {best_of}")
+    best_of, rank_by = check_best_of(best_of, rank_by)
     if best_of > 1:
       self._score_program(rank_by)  # a wrong rank_by or a missing D fails before generating
     draws = int(num_per_prompt) * best_of

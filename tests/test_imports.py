@@ -50,3 +50,13 @@ def test_config_choices_come_from_the_owning_modules():
     config[section][name] = "nope"
     with pytest.raises(ValueError, match=key):
       config_lib.validate(config)
+
+
+def test_sampling_options_parse_before_jax_and_match_the_scores():
+  # sample.py and evaluate.py set XLA's flags after parsing: their shared
+  # options (jaxgan/cli.py) must not import JAX, so the choices are a copy.
+  loaded = _loaded_after("import sample, evaluate")
+  assert "jax" not in loaded and "jaxgan.cli" in loaded
+  from jaxgan import cli  # pylint: disable=g-import-not-at-top
+  from jaxgan.models import gan  # pylint: disable=g-import-not-at-top
+  assert cli.RANK_BY_CHOICES == gan.SCORES

@@ -29,7 +29,6 @@ from jaxgan.metrics import probe as probe_lib
 from jaxgan.metrics import real_data
 from jaxgan.metrics.frechet import frechet_distance, statistics
 from jaxgan.metrics.probe import Probe, load_probe, probe_features
-from jaxgan.models import gan as gan_lib
 
 __all__ = ["evaluate_run", "format_table", "METRICS_FILE", "frechet_distance",
            "statistics", "Probe", "load_probe", "probe_features"]
@@ -126,11 +125,8 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
   started = time.time()
   # Checked before anything loads, so a typo costs no minutes.
   truncation = sampling.check_truncation(truncation)
-  if int(best_of) < 1:
-    raise ValueError(f"best_of must be at least 1, got {best_of}")
-  if rank_by not in gan_lib.SCORES:
-    raise ValueError(f"unknown rank_by {rank_by!r}: one of {', '.join(gan_lib.SCORES)}")
-  sample = {"truncation": truncation, "best_of": int(best_of), "rank_by": rank_by}
+  best_of, rank_by = sampling.check_best_of(best_of, rank_by)
+  sample = {"truncation": truncation, "best_of": best_of, "rank_by": rank_by}
   if not os.path.isdir(workdir):
     raise FileNotFoundError(f"no run directory at {workdir!r}")
   if fid_weights is not None and not os.path.exists(fid_weights):
@@ -158,7 +154,7 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
     result.update({"image_size": int(config.image_size), "seed": seed,
                    "data_source": config.data.source})
   result.update({"step": pipeline.step, "workdir": os.path.abspath(workdir),
-                 "truncation": truncation, "best_of": int(best_of)})
+                 "truncation": truncation, "best_of": best_of})
   if best_of > 1:
     result["rank_by"] = rank_by
   result["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
