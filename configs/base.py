@@ -114,6 +114,12 @@ def get_config() -> ml_collections.ConfigDict:
   # the run's tokenizer.json from data.vocab_examples' captions; a word
   # only later captions use is then no label).
   config.model.word_vocab = "captions"
+  # Hidden size of D's word projection head over those ids; 0 = none. Its
+  # mean over a caption's words joins D's matching logit (the projection
+  # discriminator's class term, each word a class), so the adversarial loss
+  # makes it a critic of G's picture of every word, where the word head,
+  # trained on real images alone, is a reader G can satisfy.
+  config.model.projection_dim = 0
   # Size of D's word-region head (loss.region_word_weight); 0 = none.
   config.model.region_dim = 0
   # Where D's residual gammas start. DF-GAN's 0 makes D's image path linear

@@ -90,6 +90,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _validate_contrastive(config)
   _validate_views(config)
   _validate_words(config)
+  _validate_projection(config)
   _validate_head_and_loss(config, "region_dim", "region_word", "word-region", "256")
   _validate_swaps(config)
   if config.model.get("text_stem", False) and config.model.arch != "dfgan":
@@ -179,6 +180,27 @@ def _validate_words(config: ml_collections.ConfigDict) -> None:
   if vocabulary not in WORD_VOCABULARIES:
     raise ValueError(f"config.model.word_vocab={vocabulary!r} must be one of "
                      f"{', '.join(map(repr, WORD_VOCABULARIES))}.")
+
+
+def _validate_projection(config: ml_collections.ConfigDict) -> None:
+  """D's word projection head scores the caption-word head's ids, and every
+  mismatched caption's words, which the caption queue does not keep."""
+  dim = config.model.get("projection_dim", 0)
+  if not isinstance(dim, int) or isinstance(dim, bool) or dim < 0:
+    raise ValueError(f"config.model.projection_dim={dim!r} must be an integer >= 0 "
+                     f"(0: no word projection head).")
+  if not dim:
+    return
+  if config.model.arch != "dfgan":
+    raise ValueError(f"config.model.projection_dim={dim} needs model.arch='dfgan' (the "
+                     f"{config.model.arch!r} discriminator has no word projection head).")
+  if not config.model.get("word_dim", 0):
+    raise ValueError(f"config.model.projection_dim={dim} scores the ids of D's caption-word "
+                     f"head: set model.word_dim (e.g. 256).")
+  if config.loss.get("mismatch", "roll") == "hardest":
+    raise ValueError(f"config.model.projection_dim={dim} scores each mismatched caption's "
+                     f"words, but loss.mismatch='hardest' draws captions from a queue of "
+                     f"sentence embeddings without them: use loss.mismatch='roll'.")
 
 
 def _validate_head_and_loss(config: ml_collections.ConfigDict, dim_key: str, loss_key: str,

@@ -272,6 +272,19 @@ def caption_log_likelihood(logits: jax.Array, ids: jax.Array, mask: jax.Array) -
   return jnp.sum(targets * logits - jax.nn.softplus(logits), axis=-1)
 
 
+def caption_word_mean(scores: jax.Array, ids: jax.Array, mask: jax.Array) -> jax.Array:
+  """Per image, the mean of per-word scores over the distinct words of its
+  caption (0 for an empty caption): [B] float32.
+
+  Args:
+    scores: [B, V] one score per scored token id.
+    ids: [B, L] the captions' ids as indices of ``scores``' last axis.
+    mask: [B, L] True where a token is.
+  """
+  targets = caption_words(ids, mask, scores.shape[-1])
+  return jnp.sum(targets * _f32(scores), axis=-1) / jnp.maximum(jnp.sum(targets, axis=-1), 1.0)
+
+
 def word_prediction_loss(logits: jax.Array, ids: jax.Array, mask: jax.Array) -> jax.Array:
   """Multi-label cross-entropy of an image's predicted caption words.
 

@@ -136,7 +136,8 @@ _ADDED_KEYS = {"text.adapter": False, "text.adapter_layers": 1, "data.seed": Non
                "loss.mismatch": "roll", "model.view_dim": 0,
                "model.d_residual_init": 0.0, "model.d_nf": 0,
                "model.word_dim": 0, "model.word_attention": 0,
-               "model.word_vocab": "tokenizer", "model.region_dim": 0}
+               "model.word_vocab": "tokenizer", "model.region_dim": 0,
+               "model.projection_dim": 0}
 
 
 def _settings(config: ml_collections.ConfigDict, key: str) -> dict[str, Any]:
@@ -264,6 +265,7 @@ def build_gan(config: ml_collections.ConfigDict, tokenizer, *,
       d_nf=config.model.get("d_nf", 0),
       word_dim=config.model.get("word_dim", 0),
       region_dim=config.model.get("region_dim", 0),
+      projection_dim=config.model.get("projection_dim", 0),
       word_vocab=tokenizer.vocab_size if word_ids is None else len(word_ids))
   text_encoder = text.build_encoder(config.text, tokenizer)
   adapter = text.build_adapter(config.text)

@@ -12,6 +12,7 @@ from configs import tiny
 from jaxgan import config as config_lib
 from jaxgan import data, losses, run as run_lib, text
 from jaxgan.models.dfgan import Discriminator
+from jaxgan.models.gan import GanModels
 from jaxgan.train.state import init_state
 from jaxgan.train.step import images_to_float, make_train_step
 
@@ -56,6 +57,36 @@ def test_dfgan_word_head_scores_every_token_id():
   with pytest.raises(ValueError, match="no caption-word head"):
     Discriminator(nf=4, image_size=16).apply({"params": params}, jnp.zeros((3, 4, 4, 16)),
                                              method="word_logits")
+
+
+def test_dfgan_word_projection_joins_the_logit_as_its_caption_words_mean():
+  """D's logit with a word projection head: the matching head's, plus the mean
+  of the head's scores over the caption's distinct words; zero at init."""
+  d = Discriminator(nf=4, image_size=16, word_dim=6, word_vocab=5, projection_dim=7)
+  models = GanModels(generator=None, discriminator=d, text_encoder=None, text_frozen=False,
+                     generator_has_state=False, z_dim=1)
+  images = jax.random.uniform(jax.random.key(1), (2, 16, 16, 3), minval=-1.0, maxval=1.0)
+  sentence = jax.random.normal(jax.random.key(2), (2, 5))
+  params = d.init(jax.random.key(0), images, sentence)["params"]
+  assert params["projection_out"]["kernel"].shape == (7, 5)
+  features = models.d_features(params, images)
+  matching = d.apply({"params": params}, features, sentence, method="logits")
+  # Caption 0 holds ids 1 and 3 (3 twice), caption 1 only padding.
+  words = (jnp.array([[1, 3, 3], [4, 0, 0]]),
+           jnp.array([[True, True, True], [False, False, False]]))
+  np.testing.assert_allclose(models.d_logits(params, features, sentence, words), matching,
+                             rtol=1e-6)
+  params["projection_out"]["kernel"] = jax.random.normal(jax.random.key(3), (7, 5))
+  scores = np.asarray(d.apply({"params": params}, features, method="word_projection"),
+                      np.float64)
+  assert np.abs(scores).max() > 1e-3
+  np.testing.assert_allclose(models.d_logits(params, features, sentence, words),
+                             np.asarray(matching) + [(scores[0, 1] + scores[0, 3]) / 2, 0.0],
+                             rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="pass words="):
+    models.d_logits(params, features, sentence)
+  with pytest.raises(ValueError, match="word_vocab >= 1"):
+    Discriminator(nf=4, image_size=16, projection_dim=6)
 
 
 def test_contrastive_loss_matches_the_formula():
@@ -296,6 +327,16 @@ def test_dfgan_region_head_embeds_each_cell_where_it_is():
      "word_g_scale=-1.0 must be >= 0"),
     ({"loss.word_fake_weight": 1.0}, "word_fake_weight=1.0 needs D's caption-word head"),
     ({"model.word_dim": 8, "loss.word_fake_weight": -0.5}, "must be a number >= 0"),
+    # D's word projection head scores the caption-word head's ids, and the
+    # words of every mismatched caption.
+    ({"model.projection_dim": 8}, "set model.word_dim"),
+    ({"model.projection_dim": -1}, "projection_dim=-1 must be an integer >= 0"),
+    ({"model.projection_dim": True}, "projection_dim=True must be an integer >= 0"),
+    ({"model.word_dim": 8, "model.projection_dim": 8, "model.arch": "mlp"},
+     "needs model.arch='dfgan'"),
+    ({"model.word_dim": 8, "model.projection_dim": 8, "model.contrastive_dim": 8,
+      "loss.contrastive_weight": 1.0, "loss.mismatch": "hardest"},
+     "use loss.mismatch='roll'"),
     # Swapped-word negatives need an encoder that reads word order.
     ({"loss.swap_weight": 1.0, "text.encoder": "bow"}, "encodes identically"),
     ({"loss.swap_weight": -0.5, "text.encoder": "transformer"}, "must be a number >= 0"),

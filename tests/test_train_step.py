@@ -133,6 +133,9 @@ class Reference:
     self.d_loss_fn, self.g_loss_fn = losses.get_loss_fns(config.loss.kind)
     self.real = jnp.asarray(batch["image"], jnp.float32) / 127.5 - 1.0
     self.ids, self.mask = batch["ids"], batch["mask"]
+    # The captions' words, as a word projection head scores them (a D
+    # without one ignores them).
+    self.words = models.word_head_ids(jnp.asarray(self.ids), jnp.asarray(self.mask))
     # The fake every D and G term sees: G before its update, on the sentence
     # before the update (G ignores its noise).
     self.fake = self.generate(state.generator, self.sentence(state.text_encoder))
@@ -144,18 +147,23 @@ class Reference:
     z = jnp.zeros((sentence.shape[0], self.models.z_dim))
     return self.models.generate(g_params, {}, z, sentence, train=True)[0]
 
-  def logits(self, d_params, images, sentence):
-    return self.models.d_logits(d_params, self.models.d_features(d_params, images), sentence)
+  def logits(self, d_params, images, sentence, words=None):
+    return self.models.d_logits(d_params, self.models.d_features(d_params, images), sentence,
+                                words)
 
-  def d_terms(self, d_params, text_params):
-    """Per-example logits, adversarial loss and MA-GP of D's objective."""
+  def d_terms(self, d_params, text_params, mismatched_words=None):
+    """Per-example logits, adversarial loss and MA-GP of D's objective
+    (``mismatched_words``: the words of the mismatched captions, by default
+    the other example's)."""
     sentence = self.sentence(text_params)
     # Batch of two: the only pairing of each sentence with another image.
     mismatched = sentence[::-1]
-    real = self.logits(d_params, self.real, sentence)
-    fake = self.logits(d_params, self.fake, sentence)
-    wrong = self.logits(d_params, self.real, mismatched)
-    gp = losses.ma_gp(lambda x, s: self.logits(d_params, x, s), self.real,
+    if mismatched_words is None:
+      mismatched_words = jax.tree.map(lambda x: x[::-1], self.words)
+    real = self.logits(d_params, self.real, sentence, self.words)
+    fake = self.logits(d_params, self.fake, sentence, self.words)
+    wrong = self.logits(d_params, self.real, mismatched, mismatched_words)
+    gp = losses.ma_gp(lambda x, s: self.logits(d_params, x, s, self.words), self.real,
                       jax.lax.stop_gradient(sentence), k=self.config.loss.ma_gp_weight,
                       p=self.config.loss.ma_gp_power)
     return {"real": real, "fake": fake, "mismatched": wrong,
@@ -168,7 +176,8 @@ class Reference:
   def g_loss(self, g_params, d_params):
     """G's loss against ``d_params`` (the updated D), frozen text only."""
     sentence = self.sentence(self.state.text_encoder)
-    return self.g_loss_fn(self.logits(d_params, self.generate(g_params, sentence), sentence))
+    return self.g_loss_fn(self.logits(d_params, self.generate(g_params, sentence), sentence,
+                                      self.words))
 
 
 def _leaves(tree):
@@ -560,6 +569,50 @@ def test_word_fake_term_trains_d_to_find_no_words_in_fakes():
       state.discriminator, state.text_encoder)
   assert any(np.any(np.sign(a) != np.sign(b))
              for a, b in zip(_leaves(d_grad), _leaves(without)))
+
+
+class ProjectionDiscriminator(ContrastiveDiscriminator):
+  """With a word projection head: one score per word, linear in the features."""
+
+  projection_dim: int = 1
+
+  def setup(self):
+    super().setup()
+    self.projection_out = nn.Dense(self.word_vocab, name="projection_out")
+
+  def word_projection(self, features):
+    return self.projection_out(features)
+
+  def __call__(self, images, sentence):
+    if self.is_initializing():
+      self.word_projection(self.features(images))
+    return super().__call__(images, sentence)
+
+
+def test_word_projection_joins_every_logit_of_d_and_g():
+  """With a word projection head, D's real, fake and mismatched logits, the
+  MA-GP's and G's all add the mean of its scores over the pair's caption
+  words: the mismatched pairs' are the other caption's."""
+  models, state, new_state, metrics, ref = _one_step_with_heads(
+      "word", 0.0, None, discriminator=ProjectionDiscriminator())
+  assert models.discriminator_projects_words
+  _assert_step_follows(state, new_state, metrics, ref.d_loss, ref.g_loss)
+  terms = ref.d_terms(state.discriminator, state.text_encoder)
+  for name in ("real", "fake", "mismatched"):
+    np.testing.assert_allclose(metrics[f"d_{'mismatch' if name == 'mismatched' else name}_logit"],
+                               jnp.mean(terms[name]), rtol=1e-5, atol=1e-6)
+  # The checks above can tell the words apart: the real logit is not the
+  # matching head's alone, and mismatched pairs scored with their image's
+  # own words give another loss.
+  features = models.d_features(state.discriminator, ref.real)
+  matching = models.discriminator.apply({"params": state.discriminator}, features,
+                                        ref.sentence(state.text_encoder), method="logits")
+  assert np.abs(np.asarray(terms["real"] - matching)).max() > 1e-3
+  own_words = ref.d_terms(state.discriminator, state.text_encoder, ref.words)
+  assert abs(float(own_words["adv"] - terms["adv"])) > 1e-4
+  # A projection head's scores reach D's loss through the adversarial terms.
+  assert np.abs(_leaves(jax.grad(ref.d_loss)(state.discriminator,
+                                            state.text_encoder)["projection_out"])[0]).max() > 0
 
 
 def test_word_loss_over_caption_ids_labels_each_scored_id_by_its_output():

@@ -61,7 +61,8 @@ def build_models(arch: str, image_size: int, nf: int = 32,
                  d_nf: int = 0,
                  word_dim: int = 0,
                  word_vocab: int = 0,
-                 region_dim: int = 0) -> tuple[nn.Module, nn.Module]:
+                 region_dim: int = 0,
+                 projection_dim: int = 0) -> tuple[nn.Module, nn.Module]:
   """Builds an unbound (generator, discriminator) pair.
 
   Args:
@@ -90,6 +91,9 @@ def build_models(arch: str, image_size: int, nf: int = 32,
     region_dim: DF-GAN: size of D's word-region head (0: none; see
       :meth:`Discriminator.region_word_embeddings`); "mlp" has none and
       refuses it.
+    projection_dim: DF-GAN: hidden size of D's word projection head over
+      the ``word_vocab`` ids (0: none; see
+      :meth:`Discriminator.word_projection`); "mlp" has none and refuses it.
 
   Returns:
     ``(generator, discriminator)`` linen modules.
@@ -108,7 +112,7 @@ def build_models(arch: str, image_size: int, nf: int = 32,
             Discriminator(nf=d_nf or nf, image_size=image_size, contrastive_dim=contrastive_dim,
                           view_dim=view_dim, residual_init=d_residual_init,
                           word_dim=word_dim, word_vocab=word_vocab,
-                          region_dim=region_dim, **kw))
+                          region_dim=region_dim, projection_dim=projection_dim, **kw))
   if contrastive_dim:
     raise ValueError(f"the {arch!r} discriminator has no contrastive head; "
                      f"contrastive_dim must be 0")
@@ -130,6 +134,9 @@ def build_models(arch: str, image_size: int, nf: int = 32,
   if region_dim:
     raise ValueError(f"the {arch!r} discriminator has no word-region head; "
                      f"region_dim must be 0")
+  if projection_dim:
+    raise ValueError(f"the {arch!r} discriminator has no word projection head; "
+                     f"projection_dim must be 0")
   if d_nf:
     raise ValueError(f"the {arch!r} discriminator has no width setting; d_nf must be 0")
   return (MLPGenerator(image_size=image_size, **kw),

@@ -517,6 +517,9 @@ class Discriminator(nn.Module):
     region_dim: size of the region and word embeddings of
       :meth:`region_word_embeddings` (the word-region contrastive head);
       0 = no such head.
+    projection_dim: hidden size of the word projection head
+      (:meth:`word_projection`), over the caption-word head's ``word_vocab``
+      ids; 0 = no such head.
     dtype: compute dtype.
     param_dtype: parameter dtype.
 
@@ -524,7 +527,8 @@ class Discriminator(nn.Module):
   ``joint_conv``, ``out_conv``, with ``contrastive_dim`` ``image_embed``
   and ``sentence_embed``, with ``view_dim`` ``view_hidden`` and
   ``view_embed``, with ``word_dim`` ``word_hidden`` and ``word_out``, with
-  ``region_dim`` ``region_embed``, ``region_position`` and ``token_embed``.
+  ``region_dim`` ``region_embed``, ``region_position`` and ``token_embed``,
+  with ``projection_dim`` ``projection_hidden`` and ``projection_out``.
   """
 
   nf: int = 32
@@ -535,14 +539,16 @@ class Discriminator(nn.Module):
   word_dim: int = 0
   word_vocab: int = 0
   region_dim: int = 0
+  projection_dim: int = 0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   def __post_init__(self):
     check_image_size(self.image_size)
-    if self.word_dim and self.word_vocab < 1:
-      raise ValueError(f"a caption-word head (word_dim={self.word_dim}) needs "
-                       f"word_vocab >= 1, got {self.word_vocab}")
+    for name in ("word_dim", "projection_dim"):
+      if getattr(self, name) and self.word_vocab < 1:
+        raise ValueError(f"a head over the caption's words ({name}={getattr(self, name)}) "
+                         f"needs word_vocab >= 1, got {self.word_vocab}")
     super().__post_init__()
 
   def setup(self):
@@ -577,6 +583,12 @@ class Discriminator(nn.Module):
           "region_position", nn.initializers.normal(0.02), (16, self.region_dim),
           self.param_dtype)
       self.token_embed = nn.Dense(self.region_dim, **kw)
+    if self.projection_dim:
+      self.projection_hidden = nn.Dense(self.projection_dim, **kw)
+      # Zero: D's logit starts as without the head, and G's first steps
+      # answer to the matching head alone.
+      self.projection_out = nn.Dense(self.word_vocab, use_bias=False,
+                                     kernel_init=nn.initializers.zeros, **kw)
 
   def features(self, image: jax.Array) -> jax.Array:
     """Text-free image features.
@@ -676,6 +688,29 @@ class Discriminator(nn.Module):
     hidden = nn.leaky_relu(self.word_hidden(features.reshape(b, -1).astype(self.dtype)), 0.2)
     return self.word_out(hidden).astype(jnp.float32)
 
+  def word_projection(self, features: jax.Array) -> jax.Array:
+    """Per scored word, how real an image looks as a picture of that word:
+    [B, word_vocab] float32 (the projection discriminator's class term,
+    Miyato & Koyama 2018, with the caption's words as the classes).
+
+    :meth:`jaxgan.models.gan.GanModels.d_logits` adds the mean over the
+    caption's words to D's matching logit, so these scores are trained by the
+    adversarial loss itself: up on real images for their own words, down for
+    another caption's words and on fakes for theirs. Unlike
+    :meth:`word_logits`, trained on real images alone, it is a critic of
+    G's pictures of each word, not a reader G can satisfy with any image it
+    reads the word from. Reads the flattened 4x4 features.
+
+    Args:
+      features: [B, 4, 4, C] output of :meth:`features`.
+    """
+    if not self.projection_dim:
+      raise ValueError("this discriminator has no word projection head (projection_dim=0)")
+    b = features.shape[0]
+    hidden = nn.leaky_relu(
+        self.projection_hidden(features.reshape(b, -1).astype(self.dtype)), 0.2)
+    return self.projection_out(hidden).astype(jnp.float32)
+
   def region_word_embeddings(self, features: jax.Array,
                              words: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Unit-norm embeddings of the image's regions and of the caption's
@@ -725,6 +760,8 @@ class Discriminator(nn.Module):
         self.view_embeddings(features)
       if self.word_dim:
         self.word_logits(features)
+      if self.projection_dim:
+        self.word_projection(features)
     return self.logits(features, sentence)
 
 

@@ -160,9 +160,34 @@ class GanModels:
   def d_features(self, params, images):
     return self.discriminator.apply({"params": params}, images, method="features")
 
-  def d_logits(self, params, features, sentence):
-    return self.discriminator.apply({"params": params}, features, sentence,
-                                    method="logits")
+  @property
+  def discriminator_projects_words(self) -> bool:
+    """Whether D's logit also scores the caption's words (a word projection
+    head): :meth:`d_logits` then needs them."""
+    return bool(getattr(self.discriminator, "projection_dim", 0))
+
+  def d_logits(self, params, features, sentence,
+               words: tuple[jax.Array, jax.Array] | None = None):
+    """D's logit for (image, caption) pairs: [B] float32, higher for real and matching.
+
+    Args:
+      params: D's params.
+      features: :meth:`d_features` of the images.
+      sentence: [B, D] the captions' sentence embeddings.
+      words: the captions as ``(head_ids, head_mask)`` of
+        :meth:`word_head_ids`; needed (and only read) when D has a word
+        projection head, whose mean score over the caption's words is added
+        to the matching head's logit.
+    """
+    logits = self.discriminator.apply({"params": params}, features, sentence,
+                                      method="logits")
+    if not self.discriminator_projects_words:
+      return logits
+    if words is None:
+      raise ValueError("this discriminator scores the caption's words too (a word "
+                       "projection head): pass words=word_head_ids(ids, mask)")
+    scores = self.discriminator.apply({"params": params}, features, method="word_projection")
+    return logits + losses.caption_word_mean(scores, *words)
 
   def d_embeddings(self, params, features, sentence):
     """D's unit-norm contrastive embeddings (image, sentence); see
@@ -277,7 +302,8 @@ def make_score_fn(models: GanModels, by: str = "words") -> Callable[..., jax.Arr
     word is its own question ("is there a triangle?"), answered from the image.
   * ``"contrastive"``: the cosine between D's contrastive embeddings of the
     image and of the caption.
-  * ``"match"``: D's matching-aware logit (real and matching the caption).
+  * ``"match"``: D's matching-aware logit (real and matching the caption;
+    with a word projection head, its words' term included).
 
   The heads are D's as trained on (image, caption) pairs.
 
@@ -301,6 +327,6 @@ def make_score_fn(models: GanModels, by: str = "words") -> Callable[..., jax.Arr
     if by == "contrastive":
       image_embeddings, sentence_embeddings = models.d_embeddings(d_params, features, sentence)
       return jnp.sum(image_embeddings * sentence_embeddings, axis=-1)
-    return models.d_logits(d_params, features, sentence)
+    return models.d_logits(d_params, features, sentence, models.word_head_ids(ids, mask))
 
   return score

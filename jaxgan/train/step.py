@@ -110,6 +110,11 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   where each word of a real image's caption is drawn, and G to draw each
   word of its caption somewhere D finds it.
 
+  With a word projection head on D (``model.projection_dim`` > 0), every
+  logit of D (real, fake, mismatched, edited, the MA-GP's) also scores the
+  pair's caption words (:meth:`jaxgan.models.gan.GanModels.d_logits`), so
+  the adversarial loss trains D to judge G's picture of each word.
+
   With ``loss.view_contrastive_weight`` > 0 (and D's view head), D is also
   trained to tell each real image from the batch's others by a random view of
   it (:func:`jaxgan.train.views.random_views`), a self-supervised term of D's
@@ -178,8 +183,10 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
     real = images_to_float(batch["image"])
     ids, mask = batch["ids"], batch["mask"]
     batch_size = real.shape[0]
-    # The captions' words as the caption-word head's labels.
+    # The captions' words as the caption-word head's labels (and as what a
+    # word projection head scores).
     head_ids, head_mask = models.word_head_ids(ids, mask)
+    caption_words = (head_ids, head_mask)
 
     # A frozen encoder runs once per step; D's and G's passes share it.
     frozen_encoding = models.encode_frozen(frozen_text, ids, mask)
@@ -206,6 +213,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
       # the text params it trains), and (fixed) as negatives for G's fakes.
       swaps = (swap_ids, swap_mask, models.encode_frozen(frozen_text, swap_ids, swap_mask))
       has_swap = batch["has_swap"][::swap_stride]
+      swap_words = models.word_head_ids(swap_ids, swap_mask)
       if contrastive_weight > 0:
         swapped_sentence = jax.lax.stop_gradient(
             models.condition(d_params.get("text_encoder"), *swaps))
@@ -252,22 +260,26 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         picks = losses.hard_negative_indices(negatives_key, image_embeddings,
                                              candidate_embeddings, valid, temperature)
         mismatched = candidates[picks]
+        # The queue keeps sentences, not words (config: no word projection).
+        mismatched_words = None
         metrics["d_negatives_from_queue"] = jnp.mean(picks >= batch_size)
       else:
         # DF-GAN: every image with the next example's caption.
         mismatched = jnp.roll(text_sentence, 1, axis=0)
-      real_logits = models.d_logits(d_params, real_features, text_sentence)
+        mismatched_words = jax.tree.map(lambda x: jnp.roll(x, 1, axis=0), caption_words)
+      real_logits = models.d_logits(d_params, real_features, text_sentence, caption_words)
       if swaps is not None:
         swapped_features = real_features[::swap_stride]
-      mismatched_logits = models.d_logits(d_params, real_features, mismatched)
+      mismatched_logits = models.d_logits(d_params, real_features, mismatched,
+                                          mismatched_words)
       if swaps is not None:
         swapped = models.condition(trainable.get("text_encoder"), *swaps)
-        swapped_logits = models.d_logits(d_params, swapped_features, swapped)
+        swapped_logits = models.d_logits(d_params, swapped_features, swapped, swap_words)
         metrics["d_swap_loss"] = losses.mismatched_loss(loss_kind, swapped_logits, has_swap)
         metrics["d_swap_logit"] = (jnp.sum(jnp.where(has_swap, swapped_logits, 0.0))
                                    / jnp.maximum(jnp.sum(has_swap), 1))
       fake_features = models.d_features(d_params, d_fake)
-      fake_logits = models.d_logits(d_params, fake_features, text_sentence)
+      fake_logits = models.d_logits(d_params, fake_features, text_sentence, caption_words)
       adversarial = d_loss_fn(real_logits, fake_logits, mismatched_logits)
       metrics.update({
           "d_adv_loss": adversarial,
@@ -326,7 +338,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
         # The penalty smooths D around real matched pairs; it is not a signal
         # for the text encoder, hence the stop_gradient on the sentence.
         gp_logits, logits_pullback = jax.vjp(
-            lambda f, s: models.d_logits(d_params, f, s),
+            lambda f, s: models.d_logits(d_params, f, s, caption_words),
             real_features, jax.lax.stop_gradient(text_sentence))
         features_grads, sentence_grads = logits_pullback(
             jnp.ones_like(gp_logits))
@@ -348,7 +360,7 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
     def g_objective(fake):
       features = models.d_features(d_params["discriminator"], fake)
       adversarial = g_loss_fn(models.d_logits(d_params["discriminator"], features,
-                                              sentence))
+                                              sentence, caption_words))
       total, metrics = adversarial, {"g_adv_loss": adversarial}
       if g_word_weight > 0:
         # Each fake should read, word by word, as its own caption.
