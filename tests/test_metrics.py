@@ -352,6 +352,40 @@ def test_two_object_scores_read_colours_and_places_by_place():
   assert both <= 0.05 and swaps <= 0.05 and abs(places - kept_share) <= 0.05
 
 
+def test_two_object_shape_scores_read_shapes_by_place():
+  probe = probe_lib.load_probe(32)  # shipped: no training
+  es = alignment.eval_set("train", 80)
+  two_shapes = (es.attributes["num_objects"] == 2) & (
+      es.attributes["shape"][:, 0] != es.attributes["shape"][:, 1])
+  assert two_shapes.sum() >= 10
+
+  def score(change):
+    drawn = {k: np.array(v, copy=True) for k, v in es.attributes.items()}
+    change(drawn)
+    renders = np.stack([shapes.render({k: v[i] for k, v in drawn.items()}, 32)
+                        for i in range(len(es))])
+    result = alignment.alignment(probe, renders, es.attributes)
+    return result["2_objects/both_shapes"], result["2_objects/shape_swaps"]
+
+  both, swaps = score(lambda drawn: None)
+  assert both >= 0.95 and swaps <= 0.05
+
+  def exchange_shapes(drawn):
+    drawn["shape"][two_shapes] = drawn["shape"][two_shapes][:, ::-1]
+
+  both, swaps = score(exchange_shapes)
+  assert both <= 0.05 and swaps >= 0.95
+
+  def next_shape_second(drawn):  # object 2 gets a shape neither object asks
+    asked = drawn["shape"][two_shapes]
+    other = (asked[:, 1] + 1) % len(shapes.SHAPES)
+    drawn["shape"][two_shapes, 1] = np.where(other == asked[:, 0],
+                                             (asked[:, 1] + 2) % len(shapes.SHAPES), other)
+
+  both, swaps = score(next_shape_second)
+  assert both <= 0.05 and swaps <= 0.05
+
+
 def test_shape_by_size_scores_each_asked_size_alone():
   probe = probe_lib.load_probe(32)  # shipped: no training
   es = alignment.eval_set("train", 60)

@@ -72,7 +72,8 @@ def evaluate_run(workdir: str, step: int | None = None, num_prompts: int = 200,
     ``real/...``, the same for real renders of those attributes (the ceiling).
     ``align/{split}/{n}_objects/...``: object 1's attributes and
     ``all_correct`` over the prompts of ``n`` objects only, and for two
-    objects ``both_places``, ``both_colours`` and ``colour_swaps``
+    objects ``both_places``, ``both_colours``, ``colour_swaps``,
+    ``both_shapes`` and ``shape_swaps``
     (:func:`jaxgan.metrics.alignment.alignment`).
   * ``fd_probe/{split}``, ``fd_probe/all``: Fréchet distance between probe
     features of generated and real images; ``fd_probe_floor/...``, the same

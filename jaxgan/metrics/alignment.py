@@ -85,12 +85,14 @@ def eval_sets(num_prompts: int = 200, seed: int = EVAL_SEED) -> dict[str, EvalSe
 # (``{n}_objects/{attribute}``): with two, the model must bind each colour,
 # shape and size to its own place, which a sentence-wide condition can blur.
 OBJECT_1_ATTRIBUTES = tuple(f"{a}_1" for a in probe_lib.SLOT_ATTRIBUTES)
-# ``2_objects/both_colours``, ``2_objects/colour_swaps`` and
-# ``2_objects/both_places``: see :func:`alignment`.
+# ``2_objects/both_places``, ``both_colours``, ``colour_swaps``,
+# ``both_shapes`` and ``shape_swaps``: see :func:`alignment`.
 BOTH_COLOURS = "both_colours"
 COLOUR_SWAPS = "colour_swaps"
+BOTH_SHAPES = "both_shapes"
+SHAPE_SWAPS = "shape_swaps"
 BOTH_PLACES = "both_places"
-TWO_OBJECT_ROWS = (BOTH_PLACES, BOTH_COLOURS, COLOUR_SWAPS)
+TWO_OBJECT_ROWS = (BOTH_PLACES, BOTH_COLOURS, COLOUR_SWAPS, BOTH_SHAPES, SHAPE_SWAPS)
 
 
 def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarray]
@@ -111,6 +113,8 @@ def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarra
     colours, how often each of the two places holds an object of its colour,
     and ``2_objects/colour_swaps``, how often each holds one of the other
     object's colour (a binding error, not a colour the prompt lacks);
+    ``2_objects/both_shapes`` and ``2_objects/shape_swaps``, the same for
+    the shapes, over the two-object prompts that ask two shapes;
     ``2_objects/both_places``, over all two-object prompts, how often both
     asked places hold an object (whatever it looks like);
     and ``{size}/shape_1`` (``small/shape_1``, ...), object 1's shape over the
@@ -126,15 +130,17 @@ def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarra
                                 {k: np.asarray(v)[picked] for k, v in attributes.items()})
     for k in OBJECT_1_ATTRIBUTES + ("all_correct",):
       result[f"{n}_objects/{k}"] = subset[k]
-  colours = np.asarray(attributes["colour"])
-  two_colours = (num_objects == 2) & (colours[:, 0] != colours[:, 1])
-  if two_colours.any():
-    both = _colours_in_place(predicted, attributes)
-    swapped = _colours_in_place(predicted, attributes, colour_slots=(1, 0))
-    result[f"2_objects/{BOTH_COLOURS}"] = float(np.mean(both[two_colours]))
-    result[f"2_objects/{COLOUR_SWAPS}"] = float(np.mean(swapped[two_colours]))
+  for attribute, both_name, swaps_name in (("colour", BOTH_COLOURS, COLOUR_SWAPS),
+                                           ("shape", BOTH_SHAPES, SHAPE_SWAPS)):
+    values = np.asarray(attributes[attribute])
+    two_values = (num_objects == 2) & (values[:, 0] != values[:, 1])
+    if two_values.any():
+      both = _in_place(predicted, attributes, attribute)
+      swapped = _in_place(predicted, attributes, attribute, slots=(1, 0))
+      result[f"2_objects/{both_name}"] = float(np.mean(both[two_values]))
+      result[f"2_objects/{swaps_name}"] = float(np.mean(swapped[two_values]))
   if (num_objects == 2).any():
-    places = _colours_in_place(predicted, attributes, colour_slots=None)
+    places = _in_place(predicted, attributes, slots=None)
     result[f"2_objects/{BOTH_PLACES}"] = float(np.mean(places[num_objects == 2]))
   right_shape = probe_lib.correct_table(predicted, attributes)["shape_1"]
   sizes = np.asarray(attributes["size"])[:, 0]
@@ -143,25 +149,25 @@ def alignment(probe: probe_lib.Probe, images, attributes: Mapping[str, np.ndarra
   return result
 
 
-def _colours_in_place(predicted: Mapping[str, np.ndarray],
-                      attributes: Mapping[str, np.ndarray],
-                      colour_slots: tuple[int, int] | None = (0, 1)) -> np.ndarray:
-  """Per image: at each of the prompt's two places stands an object of the
-  colour the prompt gives object ``colour_slots[place]`` (of any colour when
-  ``colour_slots`` is None).
+def _in_place(predicted: Mapping[str, np.ndarray], attributes: Mapping[str, np.ndarray],
+              attribute: str = "colour",
+              slots: tuple[int, int] | None = (0, 1)) -> np.ndarray:
+  """Per image: at each of the prompt's two places stands an object with the
+  ``attribute`` (colour or shape) the prompt gives object ``slots[place]``
+  (any object when ``slots`` is None).
 
   Binding, read by place: the probe's objects are matched to the prompt's by
-  grid cell, never by colour (the attribute scored), so with (0, 1) colours
-  drawn at each other's places, shared, blended or misplaced count as wrong,
-  and (1, 0) counts exactly the colours drawn at each other's places.
+  grid cell, never by the attribute scored, so with (0, 1) values drawn at
+  each other's places, shared, blended or misplaced count as wrong, and
+  (1, 0) counts exactly the values drawn at each other's places.
   """
-  positions, colours = np.asarray(predicted["position"]), np.asarray(predicted["colour"])
+  positions = np.asarray(predicted["position"])
   right = np.ones(len(positions), bool)
   for slot in range(2):
     at_place = positions == np.asarray(attributes["position"])[:, slot:slot + 1]
-    if colour_slots is not None:
-      at_place &= colours == np.asarray(attributes["colour"])[:, colour_slots[slot]:
-                                                             colour_slots[slot] + 1]
+    if slots is not None:
+      wanted = np.asarray(attributes[attribute])[:, slots[slot]:slots[slot] + 1]
+      at_place &= np.asarray(predicted[attribute]) == wanted
     right &= np.any(at_place, axis=1)
   return right
 
