@@ -118,7 +118,10 @@ def get_config() -> ml_collections.ConfigDict:
   # mean over a caption's words joins D's matching logit (the projection
   # discriminator's class term, each word a class), so the adversarial loss
   # makes it a critic of G's picture of every word, where the word head,
-  # trained on real images alone, is a reader G can satisfy.
+  # trained on real images alone, is a reader G can satisfy. Tried at 256
+  # (seed 1, 13,000 steps): D's logit read shape far better (the true
+  # caption over another shape 0.865 of the time, the default's 0.64), G's
+  # shapes stayed level with the default's (README, "Results").
   config.model.projection_dim = 0
   # Size of D's word-region head (loss.region_word_weight); 0 = none.
   config.model.region_dim = 0
