@@ -823,6 +823,24 @@ def test_a_batch_without_swapped_captions_trains_as_without_them():
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+def test_word_projection_scores_each_edited_caption_by_its_own_words():
+  """D's logit for a real image with its edited caption scores the edit's
+  words (here other words than the caption's), not the caption's."""
+  batch = _swap_batch([True, False])
+  models, state, _, metrics, ref = _one_step_with_heads(
+      "word", 0.0, None, batch=batch, discriminator=ProjectionDiscriminator(),
+      swap_weight=10.0)
+  swapped = models.encode_text(state.text_encoder, batch["swap_ids"], batch["swap_mask"])
+
+  def swap_logit(words):
+    return ref.logits(state.discriminator, ref.real, swapped, words)[0]
+
+  edit_words = models.word_head_ids(jnp.asarray(batch["swap_ids"]),
+                                    jnp.asarray(batch["swap_mask"]))
+  np.testing.assert_allclose(metrics["d_swap_logit"], swap_logit(edit_words), rtol=1e-5)
+  assert abs(float(swap_logit(ref.words) - swap_logit(edit_words))) > 1e-3
+
+
 def test_contrastive_queue_scores_d_and_g_against_the_earlier_captions():
   weight, temperature = 0.7, 0.5
   models = GanModels(generator=NoiseFreeGenerator(), discriminator=ContrastiveDiscriminator(),
