@@ -213,6 +213,16 @@ def get_config() -> ml_collections.ConfigDict:
   # the number of objects within 2 (README, "Results").
   config.loss.region_word_weight = 0.0
   config.loss.region_word_temperature = 0.1
+  # XMC-GAN's image-image contrastive loss, for G alone, through D's 4x4
+  # features (XMC-GAN's ablation used D's encoder or a VGG; no pretrained
+  # image network ships here): each fake must be, by cosine, closer to the
+  # real image of its own caption than to the batch's other real images
+  # (jaxgan/losses.py's real_fake_contrastive_loss). The sentence-level losses
+  # ask whether a fake fits its caption; this gives G a per-example target in
+  # all D computes, the features its word head reads shape from included.
+  # 0 = off.
+  config.loss.real_fake_weight = 0.0
+  config.loss.real_fake_temperature = 0.1
   # Binding negatives (NegCLIP-style, from the caption text alone): each real
   # image whose caption has two colour or size words that can trade places
   # ("a red circle left of a blue square" -> "a blue circle left of a red

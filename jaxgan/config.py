@@ -93,6 +93,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _validate_projection(config)
   _validate_head_and_loss(config, "region_dim", "region_word", "word-region", "256")
   _validate_swaps(config)
+  _validate_real_fake(config)
   if config.model.get("text_stem", False) and config.model.arch != "dfgan":
     raise ValueError(f"config.model.text_stem=True needs model.arch='dfgan' (the "
                      f"{config.model.arch!r} generator has no 4x4 stem); set it False.")
@@ -150,6 +151,23 @@ def _validate_swaps(config: ml_collections.ConfigDict) -> None:
                      f"words swapped, which text.encoder='bow' (a bag of words) encodes "
                      f"identically: use 'minilm' or 'transformer', "
                      f"loss.swap_edits='replace', or set it 0.")
+
+
+def _validate_real_fake(config: ml_collections.ConfigDict) -> None:
+  """G's image-image contrastive loss needs no head, only other real images."""
+  weight = config.loss.get("real_fake_weight", 0.0)
+  if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+    raise ValueError(f"config.loss.real_fake_weight={weight!r} must be a number >= 0 "
+                     f"(0: off).")
+  if not weight:
+    return
+  temperature = config.loss.get("real_fake_temperature")
+  if not (isinstance(temperature, (int, float)) and temperature > 0):
+    raise ValueError(f"config.loss.real_fake_temperature={temperature!r} must be > 0.")
+  if config.batch_size < 2:
+    raise ValueError(f"config.loss.real_fake_weight={weight} tells each fake's real image "
+                     f"from the batch's others: batch_size={config.batch_size} must be at "
+                     f"least 2.")
 
 
 def _validate_views(config: ml_collections.ConfigDict) -> None:

@@ -182,6 +182,33 @@ def contrastive_loss(images: jax.Array, sentences: jax.Array,
   return _symmetric_info_nce(logits, queued)
 
 
+def real_fake_contrastive_loss(fake_features: jax.Array, real_features: jax.Array,
+                               temperature: float = 0.1) -> jax.Array:
+  """XMC-GAN's image-image contrastive loss, through D's image features.
+
+  Fake i (made from caption i) and real image i (which caption i describes)
+  are a positive pair, the batch's other real images (fakes) its negatives:
+  symmetric InfoNCE over the cosines of the flattened features. Where the
+  adversarial and image-sentence losses ask whether a fake fits its caption,
+  this asks that it look, to D, like a real picture of it: a per-example
+  target in every feature D computes, those that read shape included.
+
+  Args:
+    fake_features: [B, ...] D's features of the fakes.
+    real_features: [B, ...] D's features of the real images, in caption order.
+    temperature: divides the cosines.
+
+  Returns:
+    Scalar loss; ``log(B)`` when the features carry no information.
+  """
+  def unit(x):
+    x = _f32(x).reshape(x.shape[0], -1)
+    # rsqrt with an epsilon: finite for an all-zero feature map.
+    return x * jax.lax.rsqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + 1e-12)
+
+  return contrastive_loss(unit(fake_features), unit(real_features), temperature)
+
+
 def _symmetric_info_nce(logits: jax.Array, queued: jax.Array | None = None) -> jax.Array:
   """InfoNCE over a [B, B] score matrix whose diagonal holds the positives,
   both directions averaged; ``queued`` [B, N] scores more negatives for the

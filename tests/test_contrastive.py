@@ -289,6 +289,28 @@ def test_dfgan_region_head_embeds_each_cell_where_it_is():
                                              method="region_word_embeddings")
 
 
+def test_real_fake_contrastive_loss_is_infonce_over_flattened_feature_cosines():
+  rng = np.random.default_rng(2)
+  fake = rng.normal(size=(5, 2, 2, 3)).astype(np.float32)
+  real = rng.normal(size=(5, 2, 2, 3)).astype(np.float32)
+  temperature = 0.2
+  expected = _reference(_unit(fake.reshape(5, -1)), _unit(real.reshape(5, -1)), temperature)
+  np.testing.assert_allclose(losses.real_fake_contrastive_loss(fake, real, temperature),
+                             expected, rtol=1e-5)
+  # Scale-free: features twice as large are the same cosines.
+  np.testing.assert_allclose(losses.real_fake_contrastive_loss(2 * fake, real, temperature),
+                             expected, rtol=1e-5)
+  # A fake that is its own real image's twin picks it; paired with another's, it does not.
+  assert float(losses.real_fake_contrastive_loss(real, real, 0.05)) < 0.05
+  assert float(losses.real_fake_contrastive_loss(real[::-1], real, 0.05)) > np.log(5)
+  # All-zero features (a dead D) give the no-information value, finitely.
+  zeros = np.zeros_like(real)
+  np.testing.assert_allclose(losses.real_fake_contrastive_loss(zeros, real), np.log(5),
+                             rtol=1e-6)
+  grad = jax.grad(losses.real_fake_contrastive_loss)(zeros, real)
+  assert np.all(np.isfinite(grad))
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"loss.contrastive_weight": 1.0}, "needs D's contrastive head"),
     ({"model.contrastive_dim": 8, "model.arch": "mlp"}, "needs model.arch='dfgan'"),
@@ -352,6 +374,11 @@ def test_dfgan_region_head_embeds_each_cell_where_it_is():
     ({"model.region_dim": 8, "loss.region_word_weight": -1.0}, "must be >= 0"),
     ({"model.region_dim": 8, "loss.region_word_weight": 1.0,
       "loss.region_word_temperature": 0.0}, "must be > 0"),
+    # G's image-image contrastive loss.
+    ({"loss.real_fake_weight": -1.0}, "real_fake_weight=-1.0 must be a number >= 0"),
+    ({"loss.real_fake_weight": 1.0, "loss.real_fake_temperature": 0.0},
+     "real_fake_temperature=0.0 must be > 0"),
+    ({"loss.real_fake_weight": 1.0, "batch_size": 1}, "batch_size=1 must be at least 2"),
 ])
 def test_config_refuses_a_contrastive_loss_without_its_head(overrides, message):
   config = tiny.get_config()

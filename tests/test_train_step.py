@@ -571,6 +571,36 @@ def test_word_fake_term_trains_d_to_find_no_words_in_fakes():
              for a, b in zip(_leaves(d_grad), _leaves(without)))
 
 
+def test_real_fake_loss_trains_g_toward_its_captions_real_images_by_the_updated_d():
+  """``loss.real_fake_weight``: G's loss also holds the image-image contrastive
+  loss between its fakes and the batch's real images, both through the
+  updated D's features; D's and the text encoder's losses are the plain ones."""
+  weight, temperature = 0.7, 0.5
+  models, state, new_state, metrics, ref = _one_step_with_heads("real_fake", weight,
+                                                                temperature)
+
+  def real_fake(g_params, d_params):
+    fake = ref.generate(g_params, ref.sentence(state.text_encoder))
+    return losses.real_fake_contrastive_loss(models.d_features(d_params, fake),
+                                             models.d_features(d_params, ref.real),
+                                             temperature)
+
+  def g_loss(g_params, d_params):
+    return ref.g_loss(g_params, d_params) + weight * real_fake(g_params, d_params)
+
+  np.testing.assert_allclose(metrics["g_real_fake"],
+                             real_fake(state.generator, new_state.discriminator), rtol=1e-5)
+  # The targets are the updated D's features of the reals: the D before its
+  # update (or the fakes paired the other way round) would give other values.
+  before = real_fake(state.generator, state.discriminator)
+  assert abs(float(before) - float(metrics["g_real_fake"])) > 1e-4
+  g_grad = _assert_step_follows(state, new_state, metrics, ref.d_loss, g_loss)[2]
+  # The term is not negligible here, so the check on G can tell it is there.
+  g_adv_grad = jax.grad(ref.g_loss)(state.generator, new_state.discriminator)
+  assert any(np.any(np.sign(a) != np.sign(b))
+             for a, b in zip(_leaves(g_grad), _leaves(g_adv_grad)))
+
+
 class ProjectionDiscriminator(ContrastiveDiscriminator):
   """With a word projection head: one score per word, linear in the features."""
 

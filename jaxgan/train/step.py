@@ -110,6 +110,12 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   where each word of a real image's caption is drawn, and G to draw each
   word of its caption somewhere D finds it.
 
+  With ``loss.real_fake_weight`` > 0, G's loss also holds XMC-GAN's
+  image-image contrastive loss (:func:`jaxgan.losses.real_fake_contrastive_loss`):
+  each fake must pick, by the updated D's features, the real image of its
+  caption among the batch's (and that image its fake). G's term only: D's
+  features of the reals are fixed targets.
+
   With a word projection head on D (``model.projection_dim`` > 0), every
   logit of D (real, fake, mismatched, edited, the MA-GP's) also scores the
   pair's caption words (:meth:`jaxgan.models.gan.GanModels.d_logits`), so
@@ -171,6 +177,9 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
   region_word_weight = float(config.loss.get("region_word_weight", 0.0))
   region_word_temperature = (float(config.loss.region_word_temperature)
                              if region_word_weight > 0 else None)
+  real_fake_weight = float(config.loss.get("real_fake_weight", 0.0))
+  real_fake_temperature = (float(config.loss.real_fake_temperature)
+                           if real_fake_weight > 0 else None)
   # How many of the batch's examples are shown with their edited caption:
   # every (B / swap_rows)-th, so that on a batch sharded over devices each
   # device keeps an equal share when their count divides swap_rows
@@ -355,6 +364,10 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
     d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, d_params)
     d_params = optax.apply_updates(d_params, d_updates)
     text_params = d_params.get("text_encoder", state.text_encoder)
+    if real_fake_weight > 0:
+      # The real images as the updated D sees them: G's targets, fixed.
+      real_targets = jax.lax.stop_gradient(
+          models.d_features(d_params["discriminator"], real))
 
     # --- Generator update through the updated D, on the same fake. ----------
     def g_objective(fake):
@@ -375,6 +388,12 @@ def make_train_step(models: GanModels, config: ml_collections.ConfigDict,
             text.mask, region_word_temperature)
         metrics["g_region_words"] = region_words
         total = total + region_word_weight * region_words
+      if real_fake_weight > 0:
+        # Each fake should look, to D, like its caption's real image.
+        real_fake = losses.real_fake_contrastive_loss(features, real_targets,
+                                                      real_fake_temperature)
+        metrics["g_real_fake"] = real_fake
+        total = total + real_fake_weight * real_fake
       if contrastive_weight <= 0:
         return total, metrics
       # One pass of D's text projection over the captions and the negatives.
