@@ -221,7 +221,9 @@ def get_config() -> ml_collections.ConfigDict:
   # (jaxgan/losses.py's real_fake_contrastive_loss). The sentence-level losses
   # ask whether a fake fits its caption; this gives G a per-example target in
   # all D computes, the features its word head reads shape from included.
-  # 0 = off.
+  # 0 = off: at 1.0 (seed 1, 13,000 steps) shape 0.525 / 0.600 against the
+  # default's 0.525 / 0.555, colour and size 1-7 points ahead, position
+  # 3.5-7.5 behind (README, "Results").
   config.loss.real_fake_weight = 0.0
   config.loss.real_fake_temperature = 0.1
   # Binding negatives (NegCLIP-style, from the caption text alone): each real
