@@ -21,6 +21,13 @@ def _f32(x: jax.Array) -> jax.Array:
   return jnp.asarray(x, jnp.float32)
 
 
+def unit_norm(x: jax.Array) -> jax.Array:
+  """``x`` in float32, scaled to unit L2 norm along the last axis (finite for
+  an all-zero vector: rsqrt with an epsilon)."""
+  x = _f32(x)
+  return x * jax.lax.rsqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + 1e-12)
+
+
 def hinge_d_loss(real_logits: jax.Array, fake_logits: jax.Array,
                  mismatched_logits: jax.Array) -> jax.Array:
   """Matching-aware hinge loss of the discriminator.
@@ -201,12 +208,10 @@ def real_fake_contrastive_loss(fake_features: jax.Array, real_features: jax.Arra
   Returns:
     Scalar loss; ``log(B)`` when the features carry no information.
   """
-  def unit(x):
-    x = _f32(x).reshape(x.shape[0], -1)
-    # rsqrt with an epsilon: finite for an all-zero feature map.
-    return x * jax.lax.rsqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + 1e-12)
+  def flat(x):
+    return unit_norm(x.reshape(x.shape[0], -1))
 
-  return contrastive_loss(unit(fake_features), unit(real_features), temperature)
+  return contrastive_loss(flat(fake_features), flat(real_features), temperature)
 
 
 def _symmetric_info_nce(logits: jax.Array, queued: jax.Array | None = None) -> jax.Array:

@@ -590,8 +590,8 @@ def test_real_fake_loss_trains_g_toward_its_captions_real_images_by_the_updated_
 
   np.testing.assert_allclose(metrics["g_real_fake"],
                              real_fake(state.generator, new_state.discriminator), rtol=1e-5)
-  # The targets are the updated D's features of the reals: the D before its
-  # update (or the fakes paired the other way round) would give other values.
+  # Through the D before its update the term differs, so the check above can
+  # tell which D the step read the features with.
   before = real_fake(state.generator, state.discriminator)
   assert abs(float(before) - float(metrics["g_real_fake"])) > 1e-4
   g_grad = _assert_step_follows(state, new_state, metrics, ref.d_loss, g_loss)[2]

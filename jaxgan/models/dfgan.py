@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgan.losses import unit_norm
 from jaxgan.models.broadcast_ops import add_bias, modulate, rows_matmul
 
 Dtype = Any
@@ -644,7 +645,7 @@ class Discriminator(nn.Module):
     b = features.shape[0]
     image = self.image_embed(features.reshape(b, -1).astype(self.dtype))
     text = self.sentence_embed(sentence.astype(self.dtype))
-    return _unit(image), _unit(text)
+    return unit_norm(image), unit_norm(text)
 
   def view_embeddings(self, features: jax.Array) -> jax.Array:
     """Unit-norm embeddings of images for the self-supervised loss, which
@@ -664,7 +665,7 @@ class Discriminator(nn.Module):
     if not self.view_dim:
       raise ValueError("this discriminator has no self-supervised head (view_dim=0)")
     pooled = jnp.mean(features.astype(self.dtype), axis=(1, 2))
-    return _unit(self.view_embed(nn.leaky_relu(self.view_hidden(pooled), 0.2)))
+    return unit_norm(self.view_embed(nn.leaky_relu(self.view_hidden(pooled), 0.2)))
 
   def word_logits(self, features: jax.Array) -> jax.Array:
     """Which words an image's caption holds, one output per scored token id
@@ -738,7 +739,7 @@ class Discriminator(nn.Module):
       raise ValueError(f"the word-region head reads 4x4 features, got {h}x{w}")
     regions = (self.region_embed(features.reshape(b, h * w, c).astype(self.dtype))
                + self.region_position.astype(self.dtype))
-    return _unit(regions), _unit(self.token_embed(words.astype(self.dtype)))
+    return unit_norm(regions), unit_norm(self.token_embed(words.astype(self.dtype)))
 
   def __call__(self, image: jax.Array, sentence: jax.Array,
                words: jax.Array | None = None) -> jax.Array:
@@ -763,12 +764,6 @@ class Discriminator(nn.Module):
       if self.projection_dim:
         self.word_projection(features)
     return self.logits(features, sentence)
-
-
-def _unit(x: jax.Array) -> jax.Array:
-  """``x`` in float32, scaled to unit L2 norm along the last axis."""
-  x = x.astype(jnp.float32)
-  return x * jax.lax.rsqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + 1e-12)
 
 
 __all__ = [
